@@ -1,0 +1,179 @@
+//! The container's memory and CPU limits and its OOM-kill count, read from
+//! cgroup v2 (or v1) for berth's `start` and `exit` events. Never fails:
+//! anything unreadable is "no limit" / unknown.
+
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    pub memory_limit_bytes: Option<u64>,
+    /// In cores (1.5 = one and a half CPUs).
+    pub cpu_limit: Option<f64>,
+}
+
+/// v1 reports "unlimited" as a huge page-rounded number.
+const V1_UNLIMITED: u64 = 1 << 62;
+
+pub fn read_limits() -> Limits {
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    read_limits_at(Path::new(ROOT), &proc_cgroup)
+}
+
+pub fn oom_kill_count() -> Option<u64> {
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    oom_kill_count_at(Path::new(ROOT), &proc_cgroup)
+}
+
+/// The directories to look in for one controller: berth's own cgroup path
+/// under the root, then the root itself (inside a container's cgroup
+/// namespace the path is usually `/`).
+fn candidates(root: &Path, proc_cgroup: &str, v1_controller: Option<&str>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in proc_cgroup.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let path = path.trim_start_matches('/');
+        match v1_controller {
+            None if ctrls.is_empty() => out.push(root.join(path)),
+            Some(c) if ctrls.split(',').any(|x| x == c) => {
+                let dir = root.join(ctrls);
+                out.push(dir.join(path));
+                out.push(dir);
+            }
+            _ => {}
+        }
+    }
+    match v1_controller {
+        None => out.push(root.to_path_buf()),
+        Some(c) => {
+            out.push(root.join(c));
+        }
+    }
+    out
+}
+
+fn read(p: PathBuf) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
+    // v2: memory.max, cpu.max
+    for dir in candidates(root, proc_cgroup, None) {
+        let mem = read(dir.join("memory.max"));
+        let cpu = read(dir.join("cpu.max"));
+        if mem.is_some() || cpu.is_some() {
+            return Limits {
+                memory_limit_bytes: mem.as_deref().and_then(parse_memory_max),
+                cpu_limit: cpu.as_deref().and_then(parse_cpu_max),
+            };
+        }
+    }
+    // v1
+    let memory_limit_bytes = candidates(root, proc_cgroup, Some("memory"))
+        .into_iter()
+        .find_map(|d| read(d.join("memory.limit_in_bytes")))
+        .and_then(|s| parse_memory_max(&s));
+    let cpu_limit = ["cpu", "cpu,cpuacct"].iter().find_map(|c| {
+        candidates(root, proc_cgroup, Some(c)).into_iter().find_map(|d| {
+            let quota: i64 = read(d.join("cpu.cfs_quota_us"))?.trim().parse().ok()?;
+            let period: u64 = read(d.join("cpu.cfs_period_us"))?.trim().parse().ok()?;
+            Some((quota > 0 && period > 0).then(|| quota as f64 / period as f64))
+        })
+    });
+    Limits {
+        memory_limit_bytes,
+        cpu_limit: cpu_limit.flatten(),
+    }
+}
+
+pub fn oom_kill_count_at(root: &Path, proc_cgroup: &str) -> Option<u64> {
+    for dir in candidates(root, proc_cgroup, None) {
+        if let Some(s) = read(dir.join("memory.events")) {
+            return parse_oom_kill(&s);
+        }
+    }
+    candidates(root, proc_cgroup, Some("memory"))
+        .into_iter()
+        .find_map(|d| read(d.join("memory.oom_control")))
+        .and_then(|s| parse_oom_kill(&s))
+}
+
+/// `memory.max` / `memory.limit_in_bytes`: `max`, `-1` or ≥ 2^62 mean none.
+pub fn parse_memory_max(s: &str) -> Option<u64> {
+    let n: u64 = s.trim().parse().ok()?;
+    (n < V1_UNLIMITED).then_some(n)
+}
+
+/// `cpu.max`: `QUOTA PERIOD` or `max PERIOD`.
+pub fn parse_cpu_max(s: &str) -> Option<f64> {
+    let mut f = s.split_whitespace();
+    let quota: f64 = f.next()?.parse().ok()?;
+    let period: f64 = f.next().unwrap_or("100000").parse().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+/// The `oom_kill N` line of memory.events / memory.oom_control.
+pub fn parse_oom_kill(s: &str) -> Option<u64> {
+    s.lines().find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("berth-cg-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn pure_parsers() {
+        assert_eq!(parse_memory_max("max\n"), None);
+        assert_eq!(parse_memory_max("67108864\n"), Some(64 << 20));
+        assert_eq!(parse_memory_max("9223372036854771712"), None);
+        assert_eq!(parse_memory_max("-1"), None);
+        assert_eq!(parse_cpu_max("max 100000"), None);
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
+        assert_eq!(parse_oom_kill("low 0\noom 1\noom_kill 2\n"), Some(2));
+        assert_eq!(parse_oom_kill("low 0\n"), None);
+    }
+
+    #[test]
+    fn v2_in_own_path_then_root() {
+        let root = tmp("v2");
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(root.join("app/memory.max"), "1048576\n").unwrap();
+        std::fs::write(root.join("app/cpu.max"), "50000 100000\n").unwrap();
+        std::fs::write(root.join("app/memory.events"), "oom_kill 3\n").unwrap();
+        let l = read_limits_at(&root, "0::/app\n");
+        assert_eq!(l, Limits { memory_limit_bytes: Some(1 << 20), cpu_limit: Some(0.5) });
+        assert_eq!(oom_kill_count_at(&root, "0::/app\n"), Some(3));
+        std::fs::write(root.join("memory.max"), "max\n").unwrap();
+        assert_eq!(read_limits_at(&root, "0::/\n").memory_limit_bytes, None);
+    }
+
+    #[test]
+    fn v1_memory_and_cpu() {
+        let root = tmp("v1");
+        std::fs::create_dir_all(root.join("memory")).unwrap();
+        std::fs::create_dir_all(root.join("cpu,cpuacct")).unwrap();
+        std::fs::write(root.join("memory/memory.limit_in_bytes"), "2097152\n").unwrap();
+        std::fs::write(root.join("cpu,cpuacct/cpu.cfs_quota_us"), "200000\n").unwrap();
+        std::fs::write(root.join("cpu,cpuacct/cpu.cfs_period_us"), "100000\n").unwrap();
+        let l = read_limits_at(&root, "5:memory:/\n4:cpu,cpuacct:/\n");
+        assert_eq!(l, Limits { memory_limit_bytes: Some(2 << 20), cpu_limit: Some(2.0) });
+    }
+
+    #[test]
+    fn nothing_readable_is_no_limit() {
+        let root = tmp("none");
+        assert_eq!(read_limits_at(&root, ""), Limits { memory_limit_bytes: None, cpu_limit: None });
+        assert_eq!(oom_kill_count_at(&root, ""), None);
+    }
+}

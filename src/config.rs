@@ -1,0 +1,362 @@
+//! `RunArgs` (strings as typed) → `Config` (typed, defaulted, resolved):
+//! durations, signals, the user from the image's /etc/passwd, rlimits and the
+//! log mode. Every bad value becomes one 125 error naming the option.
+//! Nothing here spawns or touches signals.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::error::Error;
+use crate::health::target::{parse_target, Target};
+use crate::logs::json::KeyStyle;
+use crate::parse;
+use crate::signals::SignalMap;
+use crate::user::Identity;
+
+/// Default grace: inside Docker's default 10 s stop timeout with room for
+/// berth's own SIGKILL, flush and `exit` event.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(8);
+pub const DEFAULT_MAX_LINE: usize = 16384;
+pub const MIN_MAX_LINE: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogMode {
+    Json,
+    Plain,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub mode: LogMode,
+    pub service: String,
+    pub fields: Vec<(String, String)>,
+    pub max_line_bytes: usize,
+    pub keys: KeyStyle,
+    pub multiline: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    pub target: Target,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+    pub start_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub command: Vec<OsString>,
+    /// Who the app runs as; None keeps berth's own ids.
+    pub identity: Option<Identity>,
+    pub user_spec: Option<String>,
+    pub chown: Vec<PathBuf>,
+    pub require_non_root: bool,
+    pub grace: Duration,
+    pub stop_signal: i32,
+    pub signal_map: SignalMap,
+    pub preserve_fds: i32,
+    pub drain: Duration,
+    pub whole_group: bool,
+    pub success_exit: Vec<u8>,
+    pub log: LogConfig,
+    pub health: Option<HealthConfig>,
+    pub on_unhealthy_exit: bool,
+    /// (resource, name, soft, hard)
+    pub rlimits: Vec<parse::Rlimit>,
+    pub no_new_privs: bool,
+    pub keep_root: bool,
+}
+
+fn bad(option: &str, e: String) -> Error {
+    Error::config(format!("--{option} {e}"))
+}
+
+fn duration(option: &str, v: &Option<String>, default: Duration) -> Result<Duration, Error> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse::duration(s).map_err(|e| bad(option, e)),
+    }
+}
+
+/// Where the facts config needs from outside come from (tests pass fakes).
+pub struct Facts<'a> {
+    pub stdout_is_tty: bool,
+    pub passwd: Option<&'a [u8]>,
+    pub group: Option<&'a [u8]>,
+}
+
+pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
+    let grace = duration("grace", &a.grace, DEFAULT_GRACE)?;
+    let drain = duration("drain", &a.drain, Duration::ZERO)?;
+    let stop_signal = match &a.stop_signal {
+        None => libc::SIGTERM,
+        Some(s) => parse::signal(s).map_err(|e| bad("stop-signal", e))?,
+    };
+    let mut pairs = Vec::new();
+    for m in &a.map_signal {
+        pairs.push(parse::signal_map(m).map_err(|e| bad("map-signal", e))?);
+    }
+    let preserve_fds = match &a.preserve_fds {
+        None => 0,
+        Some(s) => match s.trim().parse::<u16>() {
+            Ok(n) if n <= 4096 => n as i32,
+            _ => {
+                return Err(bad(
+                    "preserve-fds",
+                    format!("\"{s}\": expected a number of fds from 0 to 4096"),
+                ))
+            }
+        },
+    };
+    let mut success_exit = Vec::new();
+    for c in &a.success_exit {
+        success_exit.push(parse::exit_code(c).map_err(|e| bad("success-exit", e))?);
+    }
+    let mut rlimits = Vec::new();
+    for r in &a.rlimit {
+        rlimits.push(parse::rlimit(r).map_err(|e| bad("rlimit", e))?);
+    }
+
+    let identity = match &a.user {
+        None => None,
+        Some(spec) => {
+            let id = crate::user::resolve(spec, facts.passwd, facts.group)
+                .map_err(|e| Error::config(format!("--user: {e}")))?;
+            Some(id)
+        }
+    };
+    if a.require_non_root {
+        let uid = identity.as_ref().map(|i| i.uid).unwrap_or_else(|| nix::unistd::getuid().as_raw());
+        if uid == 0 {
+            return Err(Error::config(
+                "--require-non-root: the app would run as uid 0; give --user USER (or BERTH_USER)",
+            ));
+        }
+    }
+
+    let log = log_config(a, facts)?;
+    let health = health_config(a)?;
+    let on_unhealthy_exit = match a.on_unhealthy.as_deref() {
+        None | Some("log") => false,
+        Some("exit") => true,
+        Some(o) => return Err(bad("on-unhealthy", format!("\"{o}\": expected log or exit"))),
+    };
+    if a.status_listen.is_some() {
+        return Err(Error::config("--status-listen is not available in this build yet"));
+    }
+    Ok(Config {
+        command: a.command.clone(),
+        identity,
+        user_spec: a.user.clone(),
+        chown: a.chown.iter().map(PathBuf::from).collect(),
+        require_non_root: a.require_non_root,
+        grace,
+        stop_signal,
+        signal_map: SignalMap::with(&pairs),
+        preserve_fds,
+        drain,
+        whole_group: !a.no_group,
+        success_exit,
+        log,
+        health,
+        on_unhealthy_exit,
+        rlimits,
+        no_new_privs: !a.allow_new_privs,
+        keep_root: a.keep_root,
+    })
+}
+
+fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
+    let mode = match a.log_format.as_deref() {
+        None | Some("auto") => {
+            if facts.stdout_is_tty {
+                LogMode::Plain
+            } else {
+                LogMode::Json
+            }
+        }
+        Some("json") => LogMode::Json,
+        Some("plain") => LogMode::Plain,
+        Some(o) => return Err(bad("log-format", format!("\"{o}\": expected auto, json or plain"))),
+    };
+    let service = match &a.service {
+        Some(s) => s.clone(),
+        None => a
+            .command
+            .first()
+            .map(|c| {
+                let p = std::path::Path::new(c);
+                p.file_name()
+                    .unwrap_or(c.as_os_str())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default(),
+    };
+    let mut fields = Vec::new();
+    for f in &a.log_field {
+        fields.push(parse::key_value(f).map_err(|e| bad("log-field", e))?);
+    }
+    let max_line_bytes = match &a.log_max_line {
+        None => DEFAULT_MAX_LINE,
+        Some(s) => {
+            let n = parse::bytes(s).map_err(|e| bad("log-max-line", e))?;
+            if n < MIN_MAX_LINE {
+                return Err(bad(
+                    "log-max-line",
+                    format!("\"{s}\": must be at least {MIN_MAX_LINE} bytes"),
+                ));
+            }
+            n
+        }
+    };
+    let keys = match a.log_keys.as_deref() {
+        None | Some("default") => KeyStyle::Default,
+        Some("gcp") => KeyStyle::Gcp,
+        Some("ecs") => KeyStyle::Ecs,
+        Some(o) => return Err(bad("log-keys", format!("\"{o}\": expected default, gcp or ecs"))),
+    };
+    let multiline = match a.log_multiline.as_deref() {
+        None => false,
+        Some("indent") => {
+            return Err(Error::config("--log-multiline is not available in this build yet"))
+        }
+        Some(o) => return Err(bad("log-multiline", format!("\"{o}\": expected indent"))),
+    };
+    Ok(LogConfig {
+        mode,
+        service,
+        fields,
+        max_line_bytes,
+        keys,
+        multiline,
+    })
+}
+
+fn health_config(a: &RunArgs) -> Result<Option<HealthConfig>, Error> {
+    let Some(t) = &a.health else {
+        let given = [
+            ("health-interval", &a.health_interval),
+            ("health-timeout", &a.health_timeout),
+            ("health-retries", &a.health_retries),
+            ("health-start-period", &a.health_start_period),
+            ("health-start-interval", &a.health_start_interval),
+        ];
+        if let Some((name, _)) = given.iter().find(|(_, v)| v.is_some()) {
+            return Err(Error::config(format!("--{name} needs --health TARGET")));
+        }
+        if a.on_unhealthy.as_deref() == Some("exit") {
+            return Err(Error::config("--on-unhealthy exit needs --health TARGET"));
+        }
+        return Ok(None);
+    };
+    let target = parse_target(t).map_err(|e| Error::config(format!("--health {e}")))?;
+    let interval = duration("health-interval", &a.health_interval, Duration::from_secs(10))?;
+    let timeout = duration("health-timeout", &a.health_timeout, Duration::from_secs(3))?;
+    let start_period = duration("health-start-period", &a.health_start_period, Duration::ZERO)?;
+    let start_interval = duration("health-start-interval", &a.health_start_interval, interval)?;
+    if interval.is_zero() || start_interval.is_zero() || timeout.is_zero() {
+        return Err(Error::config(
+            "--health-interval, --health-start-interval and --health-timeout must be more than 0",
+        ));
+    }
+    let retries = match &a.health_retries {
+        None => 3,
+        Some(s) => match s.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(bad("health-retries", format!("\"{s}\": expected a number ≥ 1"))),
+        },
+    };
+    Ok(Some(HealthConfig {
+        target,
+        interval,
+        timeout,
+        retries,
+        start_period,
+        start_interval,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cmd: &[&str]) -> RunArgs {
+        RunArgs {
+            command: cmd.iter().map(OsString::from).collect(),
+            ..RunArgs::default()
+        }
+    }
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            stdout_is_tty: false,
+            passwd: Some(b"root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
+            group: Some(b"root:x:0:\napp:x:1000:\n"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = build(&args(&["/usr/bin/true"]), &facts()).unwrap();
+        assert_eq!(c.grace, DEFAULT_GRACE);
+        assert_eq!(c.stop_signal, libc::SIGTERM);
+        assert_eq!(c.log.mode, LogMode::Json);
+        assert_eq!(c.log.service, "true");
+        assert_eq!(c.log.max_line_bytes, 16384);
+        assert!(c.whole_group && c.no_new_privs && !c.keep_root);
+        assert!(c.identity.is_none());
+    }
+
+    #[test]
+    fn auto_is_plain_on_a_terminal() {
+        let f = Facts { stdout_is_tty: true, ..facts() };
+        assert_eq!(build(&args(&["x"]), &f).unwrap().log.mode, LogMode::Plain);
+    }
+
+    #[test]
+    fn bad_values_are_125_and_name_the_option() {
+        let cases: Vec<(fn(&mut RunArgs), &str)> = vec![
+            (|a| a.grace = Some("10x".into()), "--grace"),
+            (|a| a.stop_signal = Some("NOPE".into()), "--stop-signal"),
+            (|a| a.map_signal = vec!["HUP".into()], "--map-signal"),
+            (|a| a.success_exit = vec!["300".into()], "--success-exit"),
+            (|a| a.rlimit = vec!["bogus=1".into()], "--rlimit"),
+            (|a| a.log_format = Some("xml".into()), "--log-format"),
+            (|a| a.log_max_line = Some("100".into()), "--log-max-line"),
+            (|a| a.user = Some("nobody-here".into()), "--user"),
+            (|a| a.preserve_fds = Some("-1".into()), "--preserve-fds"),
+            (|a| a.health = Some("https://x/".into()), "--health"),
+        ];
+        for (set, name) in cases {
+            let mut a = args(&["x"]);
+            set(&mut a);
+            let e = build(&a, &facts()).err().unwrap_or_else(|| panic!("{name} accepted"));
+            assert_eq!(e.exit_code(), 125, "{name}");
+            assert!(e.message().contains(name), "{name}: {}", e.message());
+        }
+    }
+
+    #[test]
+    fn user_is_resolved_from_the_files() {
+        let mut a = args(&["x"]);
+        a.user = Some("app".into());
+        let c = build(&a, &facts()).unwrap();
+        let id = c.identity.unwrap();
+        assert_eq!((id.uid, id.gid), (1000, 1000));
+    }
+
+    #[test]
+    fn require_non_root_refuses_uid_0() {
+        let mut a = args(&["x"]);
+        a.user = Some("root".into());
+        a.require_non_root = true;
+        assert_eq!(build(&a, &facts()).err().unwrap().exit_code(), 125);
+        a.user = Some("app".into());
+        assert!(build(&a, &facts()).is_ok());
+    }
+}

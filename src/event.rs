@@ -1,0 +1,584 @@
+//! The one loop: start the app, then sleep in `epoll_wait` on the signalfd,
+//! the app's log pipes and (when it is full) berth's stdout, with a timeout
+//! only while a deadline is pending (drain, grace, a health probe). It owns
+//! no policy: signals::classify, shutdown::Shutdown and the health monitor
+//! decide; this module carries out what they say.
+//!
+//! Why epoll and not one blocking read (as catatonit): berth has several
+//! sources (signals, two pipes, stdout writability, health probes, the
+//! status socket) and must never block on one while another waits. Idle,
+//! `epoll_wait(-1)` is still one sleeping system call: zero wake-ups.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::signal::SigSet;
+use nix::unistd::Pid;
+
+use crate::config::{Config, LogMode};
+use crate::error::{app_exit_code, AppEnd, Error};
+use crate::health::monitor::{Monitor, Verdict};
+use crate::logs::events::{Events, ExitInfo, StartInfo};
+use crate::logs::json::{Encoder, Timestamp};
+use crate::logs::out::{Flush, Out, HIGH_WATER, LOW_WATER};
+use crate::logs::split::StreamLines;
+use crate::reap;
+use crate::shutdown::{self, Action, Input, Shutdown, StopCause};
+use crate::signals::{classify, Class};
+use crate::status::{Snapshot, StatusServer};
+use crate::{cgroup, privs, spawn, sys};
+
+const TOKEN_SIGNALS: u64 = 0;
+const TOKEN_STDOUT_PIPE: u64 = 1;
+const TOKEN_STDERR_PIPE: u64 = 2;
+const TOKEN_OUT: u64 = 3;
+const TOKEN_STATUS: u64 = 4;
+
+/// One read serves many lines; 64 KiB is a pipe's default capacity.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// One of the app's output pipes (json mode).
+struct AppPipe {
+    fd: OwnedFd,
+    token: u64,
+    lines: StreamLines,
+    /// Registered in epoll (false while paused for backpressure).
+    polled: bool,
+}
+
+pub struct Supervisor {
+    cfg: Config,
+    own_pid: Pid,
+    app: Pid,
+    started: Instant,
+    epoll: Epoll,
+    signals: sys::SignalFd,
+    events: Events,
+    out: Out,
+    pipes: Vec<AppPipe>,
+    read_buf: Vec<u8>,
+    out_polled: bool,
+    shutdown: Shutdown,
+    app_end: Option<AppEnd>,
+    no_children: bool,
+    oom_before: Option<u64>,
+    monitor: Option<Monitor>,
+    status: Option<StatusServer>,
+}
+
+/// Runs COMMAND under berth and returns berth's exit code.
+pub fn run(cfg: Config, env: Vec<(OsString, OsString)>, mask: SigSet) -> u8 {
+    match Supervisor::start(cfg, &env, mask) {
+        Ok(mut s) => s.run(),
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn setup_err(what: &str, e: Errno) -> Error {
+    Error::config(format!("setup failed: {what}: {}", e.desc()))
+}
+
+impl Supervisor {
+    /// Everything up to the app's exec. Errors here are berth's (125/126/127):
+    /// nothing has been started yet that would outlive berth.
+    fn start(cfg: Config, env: &[(OsString, OsString)], mask: SigSet) -> Result<Supervisor, Error> {
+        let own_pid = sys::getpid();
+        let mut warnings: Vec<String> = Vec::new();
+        if own_pid.as_raw() != 1 {
+            if let Err(e) = sys::set_child_subreaper() {
+                warnings.push(format!(
+                    "not PID 1 and PR_SET_CHILD_SUBREAPER failed ({}): orphans of the app will not be reaped by berth",
+                    e.desc()
+                ));
+            }
+        }
+
+        // fds 3.. 3+N-1 go to the app (--preserve-fds, socket activation);
+        // every other inherited fd is closed on exec.
+        let activation = spawn::socket_activation(env, own_pid.as_raw() as u32);
+        let listen_fds = match activation {
+            spawn::SocketActivation::PassOn(n) => n,
+            _ => 0,
+        };
+        let keep = cfg.preserve_fds.max(listen_fds);
+        for fd in 3..3 + keep {
+            sys::clear_cloexec(fd);
+        }
+        sys::set_cloexec_from(3 + keep);
+
+        let signals =
+            sys::SignalFd::new(&sys::berth_signal_set()).map_err(|e| setup_err("signalfd", e))?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| setup_err("epoll", e))?;
+        epoll
+            .add(sys::borrow_fd(signals.fd()), EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNALS))
+            .map_err(|e| setup_err("epoll_ctl", e))?;
+
+        let encoder = Encoder::new(
+            &cfg.log.service,
+            &cfg.log.fields,
+            cfg.log.max_line_bytes,
+            cfg.log.keys,
+        )
+        .map_err(Error::config)?;
+        let json = cfg.log.mode == LogMode::Json;
+        let out = if json { Out::new(1) } else { Out::unused(1) };
+
+        // Who the app runs as, and whether berth may make it so.
+        let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        let own_groups: Vec<u32> = nix::unistd::getgroups()
+            .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+            .unwrap_or_default();
+        let mut switching = false;
+        if let Some(id) = &cfg.identity {
+            warnings.extend(id.warnings.iter().cloned());
+            if privs::needs_switch(id, uid, gid, &own_groups) {
+                let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                privs::check_can_switch(id, nix::unistd::geteuid().as_raw(), privs::effective_caps(&status))?;
+                switching = true;
+            }
+        }
+        if !cfg.chown.is_empty() {
+            let Some(id) = &cfg.identity else {
+                return Err(Error::config("--chown needs --user: whose should the files become?"));
+            };
+            for p in &cfg.chown {
+                privs::chown_tree(p, id.uid, id.gid)?;
+            }
+        }
+
+        // json mode: the app's stdout and stderr are pipes berth reads.
+        let mut pipes = Vec::new();
+        let mut write_ends: Vec<OwnedFd> = Vec::new();
+        if json {
+            for (token, name) in [(TOKEN_STDOUT_PIPE, "stdout"), (TOKEN_STDERR_PIPE, "stderr")] {
+                let (r, w) = sys::pipe_above(3 + keep).map_err(|e| setup_err("pipe", e))?;
+                sys::set_nonblocking(r.as_raw_fd(), true).map_err(|e| setup_err("fcntl", e))?;
+                epoll
+                    .add(r.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+                    .map_err(|e| setup_err("epoll_ctl", e))?;
+                pipes.push(AppPipe {
+                    fd: r,
+                    token,
+                    lines: StreamLines::new(name, &encoder),
+                    polled: true,
+                });
+                write_ends.push(w);
+            }
+        }
+        let own_home = passwd_home_of(uid);
+        let mut req = spawn::request(
+            &cfg,
+            env,
+            activation,
+            own_home.as_deref(),
+            (
+                write_ends.first().map(|f| f.as_raw_fd()),
+                write_ends.get(1).map(|f| f.as_raw_fd()),
+            ),
+        )?;
+        req.mask = mask;
+
+        let status = StatusServer::bind(own_pid).ok();
+        if let Some(s) = &status {
+            epoll
+                .add(sys::borrow_fd(s.fd()), EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS))
+                .map_err(|e| setup_err("epoll_ctl", e))?;
+        }
+
+        let oom_before = cgroup::oom_kill_count();
+        let started = Instant::now();
+        let app = sys::spawn(&req).map_err(|f| spawn::failure_to_error(f, &cfg.command[0]))?;
+        drop(write_ends);
+
+        // From here on berth is the app's init: its own failures are warnings,
+        // never an exit (a PID 1 that leaves takes the container with it).
+        let mut s = Supervisor {
+            own_pid,
+            app,
+            started,
+            epoll,
+            signals,
+            events: Events::new(cfg.log.mode, encoder),
+            out,
+            pipes,
+            read_buf: vec![0u8; READ_CHUNK],
+            out_polled: false,
+            shutdown: Shutdown::new(cfg.drain, cfg.grace),
+            app_end: None,
+            no_children: false,
+            oom_before,
+            monitor: cfg.health.clone().map(|h| Monitor::new(h, started)),
+            status,
+            cfg,
+        };
+        let (app_uid, app_gid) = s
+            .cfg
+            .identity
+            .as_ref()
+            .map(|i| (i.uid, i.gid))
+            .unwrap_or((uid, gid));
+        if switching && app_uid != 0 && !s.cfg.keep_root {
+            let id = s.cfg.identity.as_ref().map(|i| i.groups.clone()).unwrap_or_default();
+            if let Err((step, e)) = sys::drop_own_privileges(app_uid, app_gid, &id) {
+                warnings.push(format!("berth could not drop its own root ({step}: {})", e.desc()));
+            }
+        }
+        let limits = cgroup::read_limits();
+        s.events.start(
+            &mut s.out,
+            &StartInfo {
+                pid: own_pid.as_raw() as u32,
+                app_pid: app.as_raw() as u32,
+                uid: app_uid,
+                gid: app_gid,
+                command: &s.cfg.command,
+                memory_limit_bytes: limits.memory_limit_bytes,
+                cpu_limit: limits.cpu_limit,
+            },
+        );
+        if app_uid == 0 {
+            warnings.push("the app runs as root (uid 0): give --user to run it as a non-root user".into());
+        }
+        if limits.memory_limit_bytes.is_none() {
+            warnings.push("no memory limit is set for this container (docker run --memory, or resources.limits.memory)".into());
+        }
+        for w in &warnings {
+            s.events.warn(&mut s.out, w);
+        }
+        Ok(s)
+    }
+
+    /// The loop; returns berth's exit code once the app and every other
+    /// process are gone and every byte of output is written.
+    fn run(&mut self) -> u8 {
+        let mut ready = [EpollEvent::empty(); 16];
+        let mut sigs = Vec::with_capacity(16);
+        loop {
+            if self.app_end.is_some() && self.no_children {
+                break;
+            }
+            let timeout = match self.next_deadline() {
+                None => nix::poll::PollTimeout::NONE,
+                Some(d) => timeout_until(d),
+            };
+            let n = match self.epoll.wait(&mut ready, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => {
+                    // Cannot happen with valid arguments; do not spin.
+                    self.events.warn(&mut self.out, &format!("epoll_wait failed: {}", e.desc()));
+                    std::thread::sleep(Duration::from_millis(10));
+                    0
+                }
+            };
+            let mut reap_now = false;
+            for ev in &ready[..n] {
+                match ev.data() {
+                    TOKEN_SIGNALS => {
+                        sigs.clear();
+                        self.signals.read_batch(&mut sigs);
+                        for s in &sigs {
+                            reap_now |= self.on_signal(s.signo, s.sender_pid);
+                        }
+                    }
+                    TOKEN_STDOUT_PIPE | TOKEN_STDERR_PIPE => self.read_pipe(ev.data()),
+                    TOKEN_OUT => {} // flushed below
+                    TOKEN_STATUS => self.answer_status(),
+                    _ => {}
+                }
+            }
+            if reap_now {
+                self.reap();
+            }
+            self.on_deadlines();
+            self.pump_output();
+        }
+        self.finish()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let a = self.shutdown.deadline();
+        let b = self.monitor.as_ref().and_then(|m| m.deadline());
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Returns true when SIGCHLD asks for a reap.
+    fn on_signal(&mut self, sig: i32, sender: u32) -> bool {
+        let now = Instant::now();
+        match classify(sig, sender, self.own_pid.as_raw() as u32) {
+            Class::Reap => return true,
+            Class::OwnPipe => {}
+            Class::Terminate => {
+                let acts = self.shutdown.on(Input::Terminate, now);
+                let forwarded = shutdown::actions(acts).any(|a| a == Action::SendStopSignal);
+                let note = if self.shutdown.draining() {
+                    format!(", draining for {:?} before the stop signal", self.cfg.drain)
+                } else {
+                    String::new()
+                };
+                self.events.signal(
+                    &mut self.out,
+                    sig,
+                    forwarded.then_some(self.cfg.stop_signal),
+                    &note,
+                );
+                self.apply(acts);
+            }
+            Class::Interrupt => {
+                let acts = self.shutdown.on(Input::Interrupt, now);
+                let fwd = if shutdown::actions(acts).any(|a| a == Action::SendStopSignal) {
+                    Some(self.cfg.stop_signal)
+                } else {
+                    self.cfg.signal_map.map(sig)
+                };
+                self.events.signal(&mut self.out, sig, fwd, "");
+                self.apply(acts);
+            }
+            Class::Forward => {
+                let to = self.cfg.signal_map.map(sig);
+                self.events.signal(&mut self.out, sig, to, "");
+                if let (Some(to), None) = (to, self.app_end) {
+                    reap::signal_app(self.app, to, self.cfg.whole_group);
+                }
+            }
+        }
+        false
+    }
+
+    fn apply(&mut self, acts: shutdown::Actions) {
+        for a in shutdown::actions(acts) {
+            match a {
+                Action::SendStopSignal => {
+                    if self.app_end.is_none() {
+                        reap::signal_app(self.app, self.cfg.stop_signal, self.cfg.whole_group);
+                    }
+                }
+                Action::ForwardReceived => {
+                    if let (Some(to), None) = (self.cfg.signal_map.map(libc::SIGINT), self.app_end) {
+                        reap::signal_app(self.app, to, self.cfg.whole_group);
+                    }
+                }
+                Action::TermLeftovers => {
+                    if !self.no_children {
+                        reap::signal_everyone(libc::SIGTERM, self.own_pid);
+                    }
+                }
+                Action::KillAll => {
+                    if self.app_end.is_none() {
+                        reap::signal_app(self.app, libc::SIGKILL, true);
+                    }
+                    reap::signal_everyone(libc::SIGKILL, self.own_pid);
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let app = self.app;
+        let mut app_end = None;
+        let mut probe_results = Vec::new();
+        let probe_pid = self.monitor.as_ref().and_then(|m| m.probe_pid());
+        self.no_children = reap::reap_all(|r| {
+            if r.pid == app {
+                app_end = Some(r.end);
+            } else if Some(r.pid) == probe_pid {
+                probe_results.push(r.end);
+            }
+        });
+        for end in probe_results {
+            self.on_probe_end(end);
+        }
+        if let Some(end) = app_end {
+            self.app_end = Some(end);
+            // Leftovers only matter while berth still has children.
+            if !self.no_children {
+                let acts = self.shutdown.on(Input::AppExited, Instant::now());
+                self.apply(acts);
+            }
+        }
+    }
+
+    fn on_deadlines(&mut self) {
+        let now = Instant::now();
+        if self.shutdown.deadline().is_some_and(|d| now >= d) {
+            let acts = self.shutdown.on(Input::Deadline, now);
+            self.apply(acts);
+        }
+        if self.app_end.is_none() && !self.shutdown.stopping() {
+            if let Some(m) = self.monitor.as_mut() {
+                m.on_time(now);
+            }
+        }
+    }
+
+    fn on_probe_end(&mut self, end: AppEnd) {
+        let Some(m) = self.monitor.as_mut() else { return };
+        match m.on_probe_exit(end, Instant::now()) {
+            Verdict::Unchanged => {}
+            Verdict::Changed { state, detail } => {
+                self.events.health(&mut self.out, state, &detail);
+                if state == "unhealthy" && self.cfg.on_unhealthy_exit && self.app_end.is_none() {
+                    let acts = self.shutdown.on(Input::Unhealthy, Instant::now());
+                    self.apply(acts);
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            pid: self.own_pid.as_raw() as u32,
+            app_pid: self.app.as_raw() as u32,
+            app_uid: self.cfg.identity.as_ref().map(|i| i.uid).unwrap_or_else(|| nix::unistd::getuid().as_raw()),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            health: self.monitor.as_ref().map(|m| m.state_name()).unwrap_or("none"),
+            passed_once: self.monitor.as_ref().map(|m| m.passed_once()).unwrap_or(true),
+            draining: self.shutdown.stopping(),
+            running: self.app_end.is_none(),
+        }
+    }
+
+    fn answer_status(&mut self) {
+        let snap = self.snapshot();
+        if let Some(s) = self.status.as_mut() {
+            s.accept(&snap);
+        }
+    }
+
+    /// Reads one chunk from an app pipe and encodes its lines.
+    fn read_pipe(&mut self, token: u64) {
+        let Some(i) = self.pipes.iter().position(|p| p.token == token) else { return };
+        let pipe = &mut self.pipes[i];
+        match sys::read(pipe.fd.as_raw_fd(), &mut self.read_buf) {
+            Ok(0) => {
+                pipe.lines.finish(self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+                let _ = self.epoll.delete(pipe.fd.as_fd());
+                self.pipes.remove(i);
+            }
+            Ok(n) => {
+                if self.out.broken() {
+                    return; // stdout is gone: read and discard, so the app never blocks.
+                }
+                pipe.lines
+                    .push(&self.read_buf[..n], self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+            }
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+            Err(_) => {
+                let _ = self.epoll.delete(pipe.fd.as_fd());
+                self.pipes.remove(i);
+            }
+        }
+    }
+
+    /// Writes what stdout takes; pauses the app's pipes above the high
+    /// watermark and resumes them below the low one.
+    fn pump_output(&mut self) {
+        if self.out.pending() == 0 && !self.out_polled {
+            return;
+        }
+        let state = self.out.flush();
+        let want_out = state == Flush::Blocked && self.out.pollable();
+        if want_out != self.out_polled {
+            let fd = sys::borrow_fd(self.out.fd());
+            if want_out {
+                let _ = self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLOUT, TOKEN_OUT));
+            } else {
+                let _ = self.epoll.delete(fd);
+            }
+            self.out_polled = want_out;
+        }
+        let pending = self.out.pending();
+        for p in &mut self.pipes {
+            if p.polled && pending > HIGH_WATER {
+                let _ = self.epoll.delete(p.fd.as_fd());
+                p.polled = false;
+            } else if !p.polled && pending < LOW_WATER {
+                let _ = self.epoll.add(p.fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, p.token));
+                p.polled = true;
+            }
+        }
+    }
+
+    /// Every process is gone: read what is left in the pipes, write the
+    /// `exit` event last, flush, and return the exit code.
+    fn finish(&mut self) -> u8 {
+        for p in &mut self.pipes {
+            loop {
+                match sys::read(p.fd.as_raw_fd(), &mut self.read_buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if !self.out.broken() {
+                            p.lines.push(&self.read_buf[..n], self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+                        }
+                        if self.out.pending() > HIGH_WATER {
+                            self.out.flush_all();
+                        }
+                    }
+                    Err(Errno::EINTR) => continue,
+                    // EAGAIN: a writer outside berth's tree still holds the
+                    // pipe; what it has not written yet is not the app's.
+                    Err(_) => break,
+                }
+            }
+            p.lines.finish(self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+        }
+        let end = self.app_end.unwrap_or(AppEnd::Exited(0));
+        let unhealthy = self.shutdown.cause() == StopCause::Unhealthy;
+        let code = app_exit_code(end, &self.cfg.success_exit, unhealthy);
+        let (signal, reason) = match end {
+            _ if unhealthy => (signal_of(end), "unhealthy"),
+            AppEnd::Signaled(9) if self.shutdown.killed_app() => (Some(9), "grace_expired"),
+            AppEnd::Signaled(s) => (Some(s), "signaled"),
+            AppEnd::Exited(_) => (None, "exited"),
+        };
+        let oom_kill = match (self.oom_before, cgroup::oom_kill_count()) {
+            (Some(a), Some(b)) => b > a,
+            _ => false,
+        };
+        self.events.exit(
+            &mut self.out,
+            &ExitInfo {
+                code,
+                signal,
+                duration_s: self.started.elapsed().as_secs_f64(),
+                reason,
+                oom_kill,
+            },
+        );
+        self.out.flush_all();
+        self.out.restore();
+        code
+    }
+}
+
+fn signal_of(end: AppEnd) -> Option<i32> {
+    match end {
+        AppEnd::Signaled(s) => Some(s),
+        AppEnd::Exited(_) => None,
+    }
+}
+
+/// epoll's timeout in whole milliseconds, rounded up so berth never wakes
+/// before the deadline (an early wake-up would only loop once more).
+fn timeout_until(deadline: Instant) -> nix::poll::PollTimeout {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128);
+    nix::poll::PollTimeout::try_from(ms as i32).unwrap_or(nix::poll::PollTimeout::MAX)
+}
+
+/// The home directory of `uid` in /etc/passwd (for the HOME rewrite).
+fn passwd_home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read("/etc/passwd").ok()?;
+    crate::user::resolve(&uid.to_string(), Some(&passwd), None)
+        .ok()?
+        .home
+}

@@ -1,0 +1,12 @@
+//! Health: target parsing and name resolution without DNS ([`target`]), one
+//! bounded HTTP/TCP probe ([`probe`]) shared by `berth probe` and the
+//! supervised checks, and the supervised schedule and state ([`monitor`]).
+//!
+//! Everything here is std only and bounded by one overall deadline, so the
+//! probe runs from a static binary in a distroless/scratch image.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod monitor;
+pub mod probe;
+pub mod target;

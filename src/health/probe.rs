@@ -1,0 +1,960 @@
+//! One health probe: connect (and for `http://`, send a GET and read the status
+//! line) under a single overall deadline, with bounded reads, and turn the
+//! outcome into healthy (`Ok`) or a one-line unhealthy reason (`Err`).
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::target::{Target, resolve};
+
+/// Where names are looked up (berth does no DNS).
+const HOSTS_PATH: &str = "/etc/hosts";
+
+/// Read buffer, and so the longest status or header line we accept.
+const LINE_MAX: usize = 4096;
+
+/// Most bytes read from a response before giving up (covers skipped 1xx interim responses).
+const HEAD_MAX: usize = 16 * 1024;
+
+/// A deadline longer than this is treated as this (avoids `Instant` overflow).
+const TIMEOUT_CAP: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How one probe runs.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Overall deadline for resolve + connect + request + status line.
+    pub timeout: Duration,
+    /// Extra request headers, each `Name: value` (see [`validate_header`]); a
+    /// `Host`, `User-Agent` or `Connection` here replaces berth's own.
+    pub headers: Vec<String>,
+    /// Statuses that count as healthy; empty means any 2xx or 3xx.
+    pub expect_status: Vec<u16>,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            timeout: Duration::from_secs(3),
+            headers: Vec::new(),
+            expect_status: Vec::new(),
+        }
+    }
+}
+
+/// One probe, bounded by options.timeout overall. Ok(()) healthy; Err(reason) unhealthy with a one-line reason.
+pub fn probe(target: &Target, options: &ProbeOptions) -> Result<(), String> {
+    probe_with_hosts(target, options, Path::new(HOSTS_PATH))
+}
+
+fn probe_with_hosts(
+    target: &Target,
+    options: &ProbeOptions,
+    hosts_path: &Path,
+) -> Result<(), String> {
+    let clock = Deadline::start(options.timeout);
+    for header in &options.headers {
+        validate_header(header)?;
+    }
+    let (host, port) = match target {
+        Target::Http { host, port, .. } | Target::Tcp { host, port } => (host, *port),
+    };
+    let addrs = resolve(host, port, hosts_path)?;
+    let stream = connect(&addrs, &clock)?;
+    match target {
+        Target::Tcp { .. } => Ok(()),
+        Target::Http {
+            path, host_header, ..
+        } => {
+            let request = build_request(path, host_header, &options.headers);
+            let status = exchange(stream, request.as_bytes(), &clock)?;
+            judge(status, &options.expect_status)
+        }
+    }
+}
+
+/// The one overall deadline; every blocking call gets what is left of it.
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn start(timeout: Duration) -> Deadline {
+        let now = Instant::now();
+        Deadline {
+            at: now + timeout.min(TIMEOUT_CAP),
+            timeout,
+        }
+    }
+
+    /// Time left, or None once the deadline has passed (never a zero duration,
+    /// which the socket timeout setters refuse).
+    fn remaining(&self) -> Option<Duration> {
+        self.at
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    fn expired(&self, phase: &str) -> String {
+        format!("timeout after {:?} ({phase})", self.timeout)
+    }
+}
+
+/// Tries each address in order within the deadline; returns the first connection.
+fn connect(addrs: &[SocketAddr], clock: &Deadline) -> Result<TcpStream, String> {
+    let mut failures: Vec<(SocketAddr, String)> = Vec::new();
+    for addr in addrs {
+        let Some(left) = clock.remaining() else {
+            return Err(clock.expired("connecting"));
+        };
+        match TcpStream::connect_timeout(addr, left) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if is_timeout(&e) || clock.remaining().is_none() => {
+                return Err(clock.expired("connecting"));
+            }
+            Err(e) => failures.push((*addr, describe_io(&e))),
+        }
+    }
+    match failures.as_slice() {
+        [] => Err("no address to connect to".to_string()),
+        [(_, first), rest @ ..] if rest.iter().all(|(_, r)| r == first) => Err(first.clone()),
+        _ => Err(failures
+            .iter()
+            .map(|(addr, reason)| format!("{addr}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+fn build_request(path: &str, host_header: &str, headers: &[String]) -> String {
+    let user_sets = |name: &str| {
+        headers.iter().any(|h| {
+            h.split_once(':')
+                .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+        })
+    };
+    let mut request = format!("GET {path} HTTP/1.1\r\n");
+    for (name, value) in [
+        ("Host", host_header),
+        ("User-Agent", "berth-probe"),
+        ("Connection", "close"),
+    ] {
+        if !user_sets(name) {
+            let _ = write!(request, "{name}: {value}\r\n");
+        }
+    }
+    for header in headers {
+        let _ = write!(request, "{header}\r\n");
+    }
+    request.push_str("\r\n");
+    request
+}
+
+/// Sends the request and reads up to the final status line; returns its code.
+fn exchange(mut stream: TcpStream, request: &[u8], clock: &Deadline) -> Result<u16, String> {
+    match send(&mut stream, request, clock) {
+        Err(e) if is_timeout(&e) || clock.remaining().is_none() => {
+            return Err(clock.expired("sending the request"));
+        }
+        // On another error the peer may have answered and closed early (e.g.
+        // a 400 before reading everything): read whatever it sent.
+        Ok(()) | Err(_) => {}
+    }
+    let mut response = Response {
+        stream,
+        buf: [0; LINE_MAX],
+        start: 0,
+        end: 0,
+        total: 0,
+        clock,
+    };
+    response.final_status()
+}
+
+fn send(stream: &mut TcpStream, mut data: &[u8], clock: &Deadline) -> io::Result<()> {
+    while !data.is_empty() {
+        let left = clock.remaining().ok_or(io::ErrorKind::TimedOut)?;
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            // Interrupted, or a write timeout: the loop re-checks the deadline.
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The response head, read through one fixed buffer: at most `LINE_MAX` bytes
+/// are held and at most `HEAD_MAX` read, whatever the server sends.
+struct Response<'a> {
+    stream: TcpStream,
+    buf: [u8; LINE_MAX],
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Bytes read from the socket so far.
+    total: usize,
+    clock: &'a Deadline,
+}
+
+impl Response<'_> {
+    /// Reads status lines, skipping 1xx interim responses (except 101), and
+    /// returns the final status code. Headers are not needed otherwise.
+    fn final_status(&mut self) -> Result<u16, String> {
+        loop {
+            let line = self.line(b"HTTP/")?;
+            let code = parse_status_line(&line)?;
+            if !(100..200).contains(&code) || code == 101 {
+                return Ok(code);
+            }
+            // Interim response (e.g. 103 Early Hints): skip its header block.
+            while !matches!(self.line(b"")?.as_slice(), b"" | b"\r") {}
+        }
+    }
+
+    /// Returns the next line, without its `\n`. `prefix` is what the line must
+    /// start with; it is checked as bytes arrive so garbage fails fast.
+    fn line(&mut self, prefix: &[u8]) -> Result<Vec<u8>, String> {
+        let what = if prefix.is_empty() {
+            "header line"
+        } else {
+            "status line"
+        };
+        loop {
+            let pending = self.buf.get(self.start..self.end).unwrap_or_default();
+            if let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line = pending.get(..i).unwrap_or_default().to_vec();
+                self.start += i + 1;
+                return Ok(line);
+            }
+            let n = pending.len().min(prefix.len());
+            if pending.get(..n) != prefix.get(..n) {
+                return Err(format!("malformed status line: {}", snippet(pending)));
+            }
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                return Err(if prefix.is_empty() {
+                    format!("response {what} longer than {LINE_MAX} bytes")
+                } else {
+                    format!("malformed status line: longer than {LINE_MAX} bytes")
+                });
+            }
+            if self.total >= HEAD_MAX {
+                return Err(format!("response head larger than {HEAD_MAX} bytes"));
+            }
+            let Some(left) = self.clock.remaining() else {
+                return Err(self.clock.expired(&format!("waiting for the {what}")));
+            };
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| describe_io(&e))?;
+            let room = self.buf.get_mut(self.end..).unwrap_or_default();
+            match self.stream.read(room) {
+                Ok(0) if self.total == 0 => {
+                    return Err("connection closed before a status line".to_string());
+                }
+                Ok(0) => return Err(format!("connection closed in the middle of a {what}")),
+                Ok(n) => {
+                    self.end += n;
+                    self.total += n;
+                }
+                // Timeout or signal: the loop re-checks the deadline.
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset && self.total == 0 => {
+                    return Err("connection closed before a status line (reset)".to_string());
+                }
+                Err(e) => return Err(format!("{} (reading the {what})", describe_io(&e))),
+            }
+        }
+    }
+}
+
+fn judge(status: u16, expect: &[u16]) -> Result<(), String> {
+    let healthy = if expect.is_empty() {
+        (200..400).contains(&status)
+    } else {
+        expect.contains(&status)
+    };
+    match (healthy, expect) {
+        (true, _) => Ok(()),
+        (false, []) => Err(format!("status {status}")),
+        (false, _) => Err(format!(
+            "status {status} (expected {})",
+            expect
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )),
+    }
+}
+
+/// Parses an HTTP/1.x status line (`HTTP/1.1 200 OK`) → status code; pure, fuzzable.
+///
+/// A trailing `\r\n` (or `\n`) is allowed; the reason phrase is optional. The
+/// code must be three digits in 100–599. Err starts with `malformed status line`.
+pub fn parse_status_line(line: &[u8]) -> Result<u16, String> {
+    let bad = || format!("malformed status line: {}", snippet(line));
+    let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
+    let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+    let rest = trimmed.strip_prefix(b"HTTP/1.").ok_or_else(bad)?;
+    let [minor, b' ', d1, d2, d3, reason @ ..] = rest else {
+        return Err(bad());
+    };
+    let digits = [*minor, *d1, *d2, *d3];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    if !matches!(reason.first(), None | Some(b' ')) {
+        return Err(bad());
+    }
+    if reason
+        .iter()
+        .any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f))
+    {
+        return Err(bad());
+    }
+    let code = [*d1, *d2, *d3]
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    if !(100..=599).contains(&code) {
+        return Err(bad());
+    }
+    Ok(code)
+}
+
+/// Validates a `--header` value (`Name: value`, token name, no CR/LF injection); usage error otherwise.
+pub fn validate_header(h: &str) -> Result<(), String> {
+    let Some((name, value)) = h.split_once(':') else {
+        return Err(format!("header {h:?} must look like \"Name: value\""));
+    };
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(format!("header {h:?}: {name:?} is not a valid header name"));
+    }
+    if value.chars().any(|c| c != '\t' && c.is_control()) {
+        return Err(format!(
+            "header {h:?}: the value must not contain control characters (CR, LF, ...)"
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// A short, quoted, escaped excerpt of bytes for an error line.
+fn snippet(bytes: &[u8]) -> String {
+    const SHOWN: usize = 40;
+    let shown = bytes.get(..SHOWN).unwrap_or(bytes);
+    let more = if bytes.len() > SHOWN { "..." } else { "" };
+    format!("\"{}\"{more}", shown.escape_ascii())
+}
+
+/// An io::Error as a short lowercase reason, without the `(os error N)` suffix.
+pub(super) fn describe_io(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => return "connection refused".to_string(),
+        io::ErrorKind::ConnectionReset => return "connection reset".to_string(),
+        _ => {}
+    }
+    let mut text = e.to_string();
+    if let Some(i) = text.find(" (os error ") {
+        text.truncate(i);
+    }
+    match text.chars().next() {
+        Some(first) if first.is_ascii_uppercase() => {
+            text.replace_range(..1, &first.to_ascii_lowercase().to_string());
+            text
+        }
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::target::parse_target;
+    use std::net::TcpListener;
+    use std::sync::mpsc;
+    use std::thread;
+
+    // ---- pure parsing ----
+
+    #[test]
+    fn status_lines() {
+        let ok: &[(&[u8], u16)] = &[
+            (b"HTTP/1.1 200 OK", 200),
+            (b"HTTP/1.1 200 OK\r\n", 200),
+            (b"HTTP/1.1 200 OK\n", 200),
+            (b"HTTP/1.0 503 Service Unavailable\r\n", 503),
+            (b"HTTP/1.1 301 Moved Permanently", 301),
+            (b"HTTP/1.1 204", 204),
+            (b"HTTP/1.1 204 ", 204),
+            (b"HTTP/1.1 418 I'm a teapot", 418),
+            (b"HTTP/1.1 200 caf\xc3\xa9 \xff\tok", 200),
+            (b"HTTP/1.1 100 Continue", 100),
+            (b"HTTP/1.1 599 x", 599),
+        ];
+        for (line, code) in ok {
+            assert_eq!(
+                parse_status_line(line),
+                Ok(*code),
+                "{:?}",
+                line.escape_ascii().to_string()
+            );
+        }
+        let bad: &[&[u8]] = &[
+            b"",
+            b"\r\n",
+            b"garbage",
+            b"HTTP/1.1",
+            b"HTTP/1.1 ",
+            b"HTTP/1.1 20",
+            b"HTTP/1.1 2000 OK",
+            b"HTTP/1.1 20x OK",
+            b"HTTP/1.1  200 OK",
+            b"HTTP/1.1 200OK",
+            b"HTTP/1.1 099 Low",
+            b"HTTP/1.1 600 High",
+            b"HTTP/1.1 000",
+            b"HTTP/2 200",
+            b"HTTP/2.0 200 OK",
+            b"HTTP/1.x 200 OK",
+            b"HTTP/1.10 200 OK",
+            b"http/1.1 200 OK",
+            b"ICY 200 OK",
+            b"HTTP/1.1 200 O\0K",
+            b"HTTP/1.1 200 OK\r\r\n",
+            b" HTTP/1.1 200 OK",
+        ];
+        for line in bad {
+            let err = parse_status_line(line).unwrap_err();
+            assert!(err.starts_with("malformed status line"), "{err}");
+            assert!(!err.contains('\n') && !err.contains('\r'), "{err}");
+        }
+        // The error excerpt is bounded.
+        let long = [b'x'; 10_000];
+        assert!(parse_status_line(&long).unwrap_err().len() < 100);
+    }
+
+    #[test]
+    fn headers() {
+        for good in [
+            "X-Probe: yes",
+            "Authorization: Bearer abc.def",
+            "X-Empty:",
+            "x:y",
+            "X-Tab: a\tb",
+            "Accept: */*",
+            "X-Weird!#$%&'*+-.^_`|~: v",
+            "X-Utf8: caf\u{e9}",
+            "Host: other.example",
+        ] {
+            assert_eq!(validate_header(good), Ok(()), "{good:?}");
+        }
+        for (bad, want) in [
+            ("X-Probe yes", "must look like"),
+            ("", "must look like"),
+            (": value", "not a valid header name"),
+            ("X Probe: yes", "not a valid header name"),
+            ("X-Probe : yes", "not a valid header name"),
+            ("X(Probe): yes", "not a valid header name"),
+            ("X-Caf\u{e9}: yes", "not a valid header name"),
+            ("X-A: b\r\nX-Injected: 1", "control characters"),
+            ("X-A: b\nX-Injected: 1", "control characters"),
+            ("X-A: b\r", "control characters"),
+            ("X-A: b\0", "control characters"),
+            ("\r\nX-A: b", "not a valid header name"),
+        ] {
+            let err = validate_header(bad).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+            assert!(!err.contains('\n') && !err.contains('\r'), "{err}");
+        }
+    }
+
+    #[test]
+    fn request_text() {
+        let r = build_request("/h?x=1", "app:8080", &["X-A: 1".to_string()]);
+        assert_eq!(
+            r,
+            "GET /h?x=1 HTTP/1.1\r\nHost: app:8080\r\nUser-Agent: berth-probe\r\nConnection: close\r\nX-A: 1\r\n\r\n"
+        );
+        let r = build_request(
+            "/",
+            "app",
+            &["host: other".to_string(), "user-agent: me".to_string()],
+        );
+        assert_eq!(
+            r,
+            "GET / HTTP/1.1\r\nConnection: close\r\nhost: other\r\nuser-agent: me\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn io_error_text() {
+        let e = io::Error::from_raw_os_error(101); // ENETUNREACH on Linux
+        let text = describe_io(&e);
+        assert!(!text.contains("os error"), "{text}");
+        assert!(
+            text.starts_with(|c: char| !c.is_ascii_uppercase()),
+            "{text}"
+        );
+        assert_eq!(
+            describe_io(&io::ErrorKind::ConnectionRefused.into()),
+            "connection refused"
+        );
+    }
+
+    // ---- probes against loopback servers ----
+
+    const SHORT: Duration = Duration::from_millis(400);
+    /// Generous bound for "finished within its timeout".
+    const MARGIN: Duration = Duration::from_millis(500);
+
+    fn opts(timeout: Duration) -> ProbeOptions {
+        ProbeOptions {
+            timeout,
+            ..ProbeOptions::default()
+        }
+    }
+
+    /// Serves one connection on 127.0.0.1 with `handler`; returns the port.
+    fn serve(handler: impl FnOnce(TcpStream) + Send + 'static) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                handler(stream);
+            }
+        });
+        port
+    }
+
+    /// Reads a request head (up to the blank line); bounded.
+    fn read_head(stream: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    /// Reads the request, writes `response`, closes.
+    fn respond(response: impl AsRef<[u8]> + Send + 'static) -> impl FnOnce(TcpStream) + Send {
+        move |mut stream| {
+            read_head(&mut stream);
+            let _ = stream.write_all(response.as_ref());
+        }
+    }
+
+    /// Reads the request, then waits until the client goes away.
+    fn hold(mut stream: TcpStream) {
+        read_head(&mut stream);
+        let _ = stream.read(&mut [0u8; 1]);
+    }
+
+    fn http(port: u16, path: &str) -> Target {
+        parse_target(&format!("http://127.0.0.1:{port}{path}")).unwrap()
+    }
+
+    fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    fn timed(f: impl FnOnce() -> Result<(), String>) -> (Result<(), String>, Duration) {
+        let start = Instant::now();
+        let result = f();
+        (result, start.elapsed())
+    }
+
+    fn assert_timeout(result: Result<(), String>, elapsed: Duration, timeout: Duration) {
+        let err = result.unwrap_err();
+        assert!(
+            err.starts_with(&format!("timeout after {timeout:?}")),
+            "{err}"
+        );
+        assert!(elapsed < timeout + MARGIN, "took {elapsed:?}");
+    }
+
+    #[test]
+    fn status_200_is_healthy() {
+        let port = serve(respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+        assert_eq!(probe(&http(port, "/healthz"), &opts(SHORT)), Ok(()));
+    }
+
+    #[test]
+    fn status_503_is_unhealthy() {
+        let port = serve(respond("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
+        assert_eq!(
+            probe(&http(port, "/healthz"), &opts(SHORT)),
+            Err("status 503".to_string())
+        );
+    }
+
+    #[test]
+    fn status_4xx_is_unhealthy() {
+        let port = serve(respond("HTTP/1.0 404 Not Found\r\n\r\n"));
+        assert_eq!(
+            probe(&http(port, "/"), &opts(SHORT)),
+            Err("status 404".to_string())
+        );
+    }
+
+    #[test]
+    fn redirect_is_healthy_and_not_followed() {
+        // Following the Location would hit a closed port and fail.
+        let location = format!("http://127.0.0.1:{}/elsewhere", closed_port());
+        let port = serve(respond(format!(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\n\r\n"
+        )));
+        assert_eq!(probe(&http(port, "/"), &opts(SHORT)), Ok(()));
+    }
+
+    #[test]
+    fn expect_status_replaces_the_default_rule() {
+        let expect_503 = ProbeOptions {
+            expect_status: vec![503],
+            ..opts(SHORT)
+        };
+        let port = serve(respond("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
+        assert_eq!(probe(&http(port, "/"), &expect_503), Ok(()));
+
+        let port = serve(respond("HTTP/1.1 200 OK\r\n\r\n"));
+        assert_eq!(
+            probe(&http(port, "/"), &expect_503),
+            Err("status 200 (expected 503)".to_string())
+        );
+
+        let either = ProbeOptions {
+            expect_status: vec![204, 418],
+            ..opts(SHORT)
+        };
+        let port = serve(respond("HTTP/1.1 418 I'm a teapot\r\n\r\n"));
+        assert_eq!(probe(&http(port, "/"), &either), Ok(()));
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let port = serve(respond(
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Nope\r\n\r\n",
+        ));
+        assert_eq!(
+            probe(&http(port, "/"), &opts(SHORT)),
+            Err("status 503".to_string())
+        );
+    }
+
+    #[test]
+    fn connection_refused() {
+        let port = closed_port();
+        assert_eq!(
+            probe(&http(port, "/"), &opts(SHORT)),
+            Err("connection refused".to_string())
+        );
+    }
+
+    #[test]
+    fn tcp_open_and_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = parse_target(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        assert_eq!(probe(&target, &opts(SHORT)), Ok(()));
+        drop(listener);
+        assert_eq!(
+            probe(&target, &opts(SHORT)),
+            Err("connection refused".to_string())
+        );
+    }
+
+    #[test]
+    fn accept_and_never_answer_times_out() {
+        let port = serve(hold);
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(SHORT)));
+        assert_timeout(result, elapsed, SHORT);
+    }
+
+    #[test]
+    fn trickling_server_times_out() {
+        // Every read gets a byte well within its own timeout: only the overall
+        // deadline can stop this.
+        let port = serve(|mut stream| {
+            read_head(&mut stream);
+            for &b in b"HTTP/1.1 200 OK with a long reason phrase\r\n\r\n"
+                .iter()
+                .cycle()
+            {
+                if stream.write_all(&[b]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(SHORT)));
+        assert_timeout(result, elapsed, SHORT);
+    }
+
+    #[test]
+    fn trickle_one_byte_per_second_times_out() {
+        let port = serve(|mut stream| {
+            read_head(&mut stream);
+            for &b in b"HTTP/1.1 200 OK\r\n\r\n" {
+                if stream.write_all(&[b]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_secs(1));
+            }
+        });
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(SHORT)));
+        assert_timeout(result, elapsed, SHORT);
+    }
+
+    fn megabyte() -> Vec<u8> {
+        vec![b'a'; 1 << 20]
+    }
+
+    #[test]
+    fn huge_header_is_not_read() {
+        let mut response = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        response.extend(megabyte());
+        response.extend(b"\r\n\r\n");
+        let port = serve(respond(response));
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
+        assert_eq!(result, Ok(()));
+        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn huge_status_line_is_bounded() {
+        let mut response = b"HTTP/1.1 200 ".to_vec();
+        response.extend(megabyte());
+        let port = serve(respond(response));
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
+        let err = result.unwrap_err();
+        assert_eq!(err, "malformed status line: longer than 4096 bytes");
+        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn huge_interim_response_is_bounded() {
+        let mut response = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for _ in 0..(1 << 20) / 32 {
+            response.extend(b"Link: </some/asset.css>; x=y\r\n");
+        }
+        let port = serve(respond(response));
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
+        assert_eq!(
+            result,
+            Err("response head larger than 16384 bytes".to_string())
+        );
+        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let mut garbage = b"\x16\x03\x01 not http at all".to_vec();
+        garbage.extend(megabyte());
+        let port = serve(respond(garbage));
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
+        let err = result.unwrap_err();
+        assert!(err.starts_with("malformed status line"), "{err}");
+        assert!(!err.contains('\n') && err.len() < 120, "{err}");
+        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+
+        let port = serve(respond("SSH-2.0-OpenSSH_9.6\r\n"));
+        let err = probe(&http(port, "/"), &opts(SHORT)).unwrap_err();
+        assert!(err.starts_with("malformed status line"), "{err}");
+
+        let port = serve(respond("HTTP/1.1 OK\r\n\r\n"));
+        let err = probe(&http(port, "/"), &opts(SHORT)).unwrap_err();
+        assert_eq!(err, "malformed status line: \"HTTP/1.1 OK\\r\"");
+    }
+
+    #[test]
+    fn accept_then_close() {
+        let port = serve(drop);
+        let err = probe(&http(port, "/"), &opts(SHORT)).unwrap_err();
+        assert!(
+            err.starts_with("connection closed before a status line"),
+            "{err}"
+        );
+
+        // Closing after a partial status line.
+        let port = serve(respond("HTTP/1.1 2"));
+        let err = probe(&http(port, "/"), &opts(SHORT)).unwrap_err();
+        assert_eq!(err, "connection closed in the middle of a status line");
+    }
+
+    #[test]
+    fn custom_headers_are_sent() {
+        let (tx, rx) = mpsc::channel();
+        let port = serve(move |mut stream| {
+            let head = read_head(&mut stream);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            let _ = tx.send(head);
+        });
+        let options = ProbeOptions {
+            headers: vec![
+                "X-Probe: yes".to_string(),
+                "Authorization: Bearer t0k".to_string(),
+            ],
+            ..opts(SHORT)
+        };
+        assert_eq!(probe(&http(port, "/ready?full=1"), &options), Ok(()));
+        let head = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let lines: Vec<&str> = head.split("\r\n").collect();
+        assert_eq!(lines[0], "GET /ready?full=1 HTTP/1.1");
+        for want in [
+            format!("Host: 127.0.0.1:{port}"),
+            "User-Agent: berth-probe".to_string(),
+            "Connection: close".to_string(),
+            "X-Probe: yes".to_string(),
+            "Authorization: Bearer t0k".to_string(),
+        ] {
+            assert!(lines.contains(&want.as_str()), "{want:?} not in {head:?}");
+        }
+    }
+
+    #[test]
+    fn user_host_header_replaces_the_default() {
+        let (tx, rx) = mpsc::channel();
+        let port = serve(move |mut stream| {
+            let head = read_head(&mut stream);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+            let _ = tx.send(head);
+        });
+        let options = ProbeOptions {
+            headers: vec!["host: app.example".to_string()],
+            ..opts(SHORT)
+        };
+        assert_eq!(probe(&http(port, "/"), &options), Ok(()));
+        let head = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            head.to_ascii_lowercase().matches("host:").count(),
+            1,
+            "{head}"
+        );
+        assert!(head.contains("host: app.example\r\n"), "{head}");
+    }
+
+    #[test]
+    fn invalid_header_is_refused_before_connecting() {
+        let options = ProbeOptions {
+            headers: vec!["X-A: b\r\nX-Injected: 1".to_string()],
+            ..opts(SHORT)
+        };
+        let err = probe(&http(closed_port(), "/"), &options).unwrap_err();
+        assert!(err.contains("control characters"), "{err}");
+    }
+
+    #[test]
+    fn zero_timeout_fails_at_once() {
+        let port = serve(respond("HTTP/1.1 200 OK\r\n\r\n"));
+        let err = probe(&http(port, "/"), &opts(Duration::ZERO)).unwrap_err();
+        assert!(err.starts_with("timeout after 0ns"), "{err}");
+    }
+
+    #[test]
+    fn huge_timeout_does_not_overflow() {
+        let port = serve(respond("HTTP/1.1 200 OK\r\n\r\n"));
+        assert_eq!(probe(&http(port, "/"), &opts(Duration::MAX)), Ok(()));
+    }
+
+    struct TempHosts(std::path::PathBuf);
+
+    impl TempHosts {
+        fn new(tag: &str, contents: &str) -> TempHosts {
+            let path =
+                std::env::temp_dir().join(format!("berth-probe-test-{}-{tag}", std::process::id()));
+            std::fs::write(&path, contents).unwrap();
+            TempHosts(path)
+        }
+    }
+
+    impl Drop for TempHosts {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn names_come_from_the_hosts_file() {
+        let hosts = TempHosts::new("names", "# test\n127.0.0.1 app.internal App\n");
+        let port = serve(respond("HTTP/1.1 200 OK\r\n\r\n"));
+        let target = parse_target(&format!("http://APP:{port}/healthz")).unwrap();
+        assert_eq!(probe_with_hosts(&target, &opts(SHORT), &hosts.0), Ok(()));
+
+        let target = parse_target("http://foo:8080/").unwrap();
+        let err = probe_with_hosts(&target, &opts(SHORT), &hosts.0).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "name \"foo\" is not in {} (berth does no DNS)",
+                hosts.0.display()
+            )
+        );
+        // The real /etc/hosts path is used by `probe`.
+        let target = parse_target("tcp://berth-no-such-host.invalid:1").unwrap();
+        let err = probe(&target, &opts(SHORT)).unwrap_err();
+        assert!(
+            err.contains("is not in /etc/hosts (berth does no DNS)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn addresses_are_tried_in_order() {
+        // ::1 first (refused or unavailable: nothing listens there), then 127.0.0.1.
+        let hosts = TempHosts::new("order", "::1 multi\n127.0.0.1 multi\n");
+        let port = serve(respond("HTTP/1.1 200 OK\r\n\r\n"));
+        let target = parse_target(&format!("http://multi:{port}/")).unwrap();
+        assert_eq!(probe_with_hosts(&target, &opts(SHORT), &hosts.0), Ok(()));
+
+        // All refused: one reason, or one per address when they differ.
+        let target = parse_target(&format!("tcp://multi:{}", closed_port())).unwrap();
+        let err = probe_with_hosts(&target, &opts(SHORT), &hosts.0).unwrap_err();
+        assert!(err.contains("connection refused"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn ipv6_loopback() {
+        let Ok(listener) = TcpListener::bind("[::1]:0") else {
+            println!("note: IPv6 loopback unavailable, skipping the [::1] probe test");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                respond("HTTP/1.1 200 OK\r\n\r\n")(stream);
+            }
+        });
+        let target = parse_target(&format!("http://[::1]:{port}/healthz")).unwrap();
+        assert_eq!(probe(&target, &opts(SHORT)), Ok(()));
+    }
+}

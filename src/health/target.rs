@@ -1,0 +1,645 @@
+//! Probe targets: parsing the `http://` and `tcp://` URLs a user types, and
+//! resolving host names without DNS (IP literals, our own `/etc/hosts`
+//! parser, and a built-in `localhost`).
+
+use std::fmt;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+
+/// The host part of a target: a name to look up in `/etc/hosts`, or an IP literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    Name(String),
+    Ip(IpAddr),
+}
+
+/// What `berth probe` checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `http://HOST[:PORT]/PATH`: a GET whose status decides health.
+    Http {
+        host: Host,
+        port: u16,
+        /// Request target sent on the request line, query string included (never empty).
+        path: String,
+        /// Value of the `Host` header: the host as written in the URL, with `:port` when not 80.
+        host_header: String,
+    },
+    /// `tcp://HOST:PORT`: healthy when a connection opens.
+    Tcp { host: Host, port: u16 },
+}
+
+/// A target the user typed wrong: usage error (exit 2). Display gives the one-line reason, e.g.
+/// `https://… is not supported: berth probes health endpoints on loopback, without TLS; use http://`
+#[derive(Debug, PartialEq, Eq)]
+pub struct TargetError(pub String);
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+const FORMS: &str = "expected http://HOST[:PORT]/PATH or tcp://HOST:PORT";
+
+/// Largest `/etc/hosts` we read; the rest of a bigger file is ignored.
+const MAX_HOSTS_FILE: u64 = 1 << 20;
+
+fn usage(msg: impl Into<String>) -> TargetError {
+    TargetError(msg.into())
+}
+
+/// Parses `http://HOST[:PORT][/PATH][?QUERY]` or `tcp://HOST:PORT`.
+///
+/// HOST is a name, an IPv4 address or a bracketed IPv6 address. The scheme is
+/// case-insensitive, a `#fragment` is dropped (it is never sent), and non-ASCII
+/// bytes in the path are percent-encoded.
+pub fn parse_target(s: &str) -> Result<Target, TargetError> {
+    if s.is_empty() {
+        return Err(usage(format!("empty target: {FORMS}")));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(usage(format!(
+            "target {s:?} contains whitespace or control characters"
+        )));
+    }
+    let Some((scheme, rest)) = s
+        .split_once("://")
+        .filter(|(scheme, _)| !scheme.is_empty() && scheme.bytes().all(is_scheme_byte))
+    else {
+        return Err(usage(format!("target {s:?} has no scheme: {FORMS}")));
+    };
+    let is_http = match scheme.to_ascii_lowercase().as_str() {
+        "http" => true,
+        "tcp" => false,
+        "https" => {
+            return Err(usage(format!(
+                "{s} is not supported: berth probes health endpoints on loopback, without TLS; use http://"
+            )));
+        }
+        _ => {
+            return Err(usage(format!(
+                "unsupported scheme {scheme:?} in {s:?}: {FORMS}"
+            )));
+        }
+    };
+
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if authority.contains('@') {
+        return Err(usage(format!(
+            "target {s:?} has user info (user@): berth sends no credentials in the URL; use --header"
+        )));
+    }
+    if authority.is_empty() {
+        return Err(usage(format!("target {s:?} has no host: {FORMS}")));
+    }
+    let (host, host_text, port) = parse_authority(authority)?;
+    let tail = tail.find('#').map_or(tail, |i| &tail[..i]);
+
+    if !is_http {
+        let Some(port) = port else {
+            return Err(usage(format!("target {s:?} needs a port: tcp://HOST:PORT")));
+        };
+        if !(tail.is_empty() || tail == "/") {
+            return Err(usage(format!(
+                "target {s:?}: tcp:// takes no path or query"
+            )));
+        }
+        return Ok(Target::Tcp { host, port });
+    }
+
+    let port = port.unwrap_or(80);
+    let path = match tail.as_bytes().first() {
+        None => "/".to_string(),
+        Some(b'?') => format!("/{}", encode_path(tail)),
+        Some(_) => encode_path(tail),
+    };
+    let host_header = if port == 80 {
+        host_text
+    } else {
+        format!("{host_text}:{port}")
+    };
+    Ok(Target::Http {
+        host,
+        port,
+        path,
+        host_header,
+    })
+}
+
+fn is_scheme_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+
+/// Splits `host[:port]` / `[v6][:port]` into the host, its text as written, and the port if given.
+fn parse_authority(authority: &str) -> Result<(Host, String, Option<u16>), TargetError> {
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((inside, after)) = bracketed.split_once(']') else {
+            return Err(usage(format!("unclosed '[' in host {authority:?}")));
+        };
+        if inside.contains('%') {
+            return Err(usage(format!(
+                "IPv6 zone ids are not supported in host {authority:?}"
+            )));
+        }
+        let ip: Ipv6Addr = inside
+            .parse()
+            .map_err(|_| usage(format!("{inside:?} is not an IPv6 address")))?;
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(p) => Some(parse_port(p)?),
+                None => {
+                    return Err(usage(format!(
+                        "unexpected {after:?} after the IPv6 address in {authority:?}"
+                    )));
+                }
+            },
+        };
+        return Ok((Host::Ip(IpAddr::V6(ip)), format!("[{inside}]"), port));
+    }
+
+    let (name, port) = match authority.split_once(':') {
+        Some((_, p)) if p.contains(':') => {
+            return Err(usage(format!(
+                "IPv6 addresses must be in brackets, e.g. http://[::1]:8080/ (got {authority:?})"
+            )));
+        }
+        Some((name, p)) => (name, Some(parse_port(p)?)),
+        None => (authority, None),
+    };
+    if name.is_empty() {
+        return Err(usage(format!("no host in {authority:?}")));
+    }
+    let host = match name.parse::<Ipv4Addr>() {
+        Ok(ip) => Host::Ip(IpAddr::V4(ip)),
+        Err(_) => {
+            validate_name(name)?;
+            Host::Name(name.to_string())
+        }
+    };
+    Ok((host, name.to_string(), port))
+}
+
+fn parse_port(p: &str) -> Result<u16, TargetError> {
+    if p.is_empty() {
+        return Err(usage("missing port after ':'"));
+    }
+    match p.parse::<u16>() {
+        Ok(port) if port != 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(port),
+        _ => Err(usage(format!("bad port {p:?}: expected 1-65535"))),
+    }
+}
+
+/// Host names: dot-separated labels of letters, digits, `-` and `_`, optional trailing dot.
+fn validate_name(name: &str) -> Result<(), TargetError> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    let valid = !bare.is_empty()
+        && bare.len() <= 253
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid {
+        return Err(usage(format!("{name:?} is not a valid host name")));
+    }
+    // A name whose last label is all digits is a mistyped IPv4 address, not a name.
+    if bare
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(usage(format!("{name:?} is not a valid IPv4 address")));
+    }
+    Ok(())
+}
+
+/// Percent-encodes the bytes that may not appear raw on an HTTP request line
+/// (non-ASCII; whitespace and controls were refused earlier).
+fn encode_path(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for &b in raw.as_bytes() {
+        if b.is_ascii() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Parses the text of an /etc/hosts file and returns the addresses for `name` (in file order).
+///
+/// Each line is `ADDRESS NAME [ALIAS...]`; `#` starts a comment. Names compare
+/// case-insensitively (a trailing dot is ignored); lines whose first field is
+/// not an IPv4/IPv6 address are skipped; duplicate addresses are listed once.
+pub fn lookup_hosts(hosts_text: &str, name: &str) -> Vec<IpAddr> {
+    let want = name.strip_suffix('.').unwrap_or(name);
+    let mut found = Vec::new();
+    if want.is_empty() {
+        return found;
+    }
+    for line in hosts_text.lines() {
+        let line = line.find('#').map_or(line, |i| &line[..i]);
+        let mut fields = line.split_whitespace();
+        let Some(Ok(addr)) = fields.next().map(str::parse::<IpAddr>) else {
+            continue;
+        };
+        let matches = fields.any(|n| n.strip_suffix('.').unwrap_or(n).eq_ignore_ascii_case(want));
+        if matches && !found.contains(&addr) {
+            found.push(addr);
+        }
+    }
+    found
+}
+
+fn is_localhost(name: &str) -> bool {
+    name.strip_suffix('.')
+        .unwrap_or(name)
+        .eq_ignore_ascii_case("localhost")
+}
+
+/// Resolves a Host: IP literal as is; a name via /etc/hosts (read from `hosts_path`), `localhost` falling back to 127.0.0.1 and ::1.
+///
+/// Err is the one-line "unhealthy" reason, e.g.
+/// `name "foo" is not in /etc/hosts (berth does no DNS)`.
+pub fn resolve(host: &Host, port: u16, hosts_path: &Path) -> Result<Vec<SocketAddr>, String> {
+    let name = match host {
+        Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
+        Host::Name(name) => name,
+    };
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (text, read_error) = match read_hosts(hosts_path) {
+        Ok(text) => (text, None),
+        Err(e) => (String::new(), Some(e)),
+    };
+    let mut addrs = lookup_hosts(&text, name);
+    if addrs.is_empty() && is_localhost(name) {
+        addrs = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+    }
+    if addrs.is_empty() {
+        let path = hosts_path.display();
+        return Err(match read_error {
+            Some(e) if e.kind() != std::io::ErrorKind::NotFound => format!(
+                "name {name:?} not resolved: cannot read {path}: {} (berth does no DNS)",
+                super::probe::describe_io(&e)
+            ),
+            _ => format!("name {name:?} is not in {path} (berth does no DNS)"),
+        });
+    }
+    Ok(addrs
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+fn read_hosts(path: &Path) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_HOSTS_FILE)
+        .read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn name(s: &str) -> Host {
+        Host::Name(s.to_string())
+    }
+
+    fn v4(s: &str) -> Host {
+        Host::Ip(s.parse().unwrap())
+    }
+
+    fn http(host: Host, port: u16, path: &str, host_header: &str) -> Target {
+        Target::Http {
+            host,
+            port,
+            path: path.to_string(),
+            host_header: host_header.to_string(),
+        }
+    }
+
+    fn usage_error(s: &str) -> String {
+        match parse_target(s) {
+            Err(e) => e.to_string(),
+            Ok(t) => panic!("{s:?} parsed as {t:?}, expected a usage error"),
+        }
+    }
+
+    #[test]
+    fn http_forms() {
+        assert_eq!(
+            parse_target("http://localhost:8080/healthz").unwrap(),
+            http(name("localhost"), 8080, "/healthz", "localhost:8080")
+        );
+        assert_eq!(
+            parse_target("http://localhost").unwrap(),
+            http(name("localhost"), 80, "/", "localhost")
+        );
+        assert_eq!(
+            parse_target("http://localhost/").unwrap(),
+            http(name("localhost"), 80, "/", "localhost")
+        );
+        assert_eq!(
+            parse_target("http://127.0.0.1:9000/a/b").unwrap(),
+            http(v4("127.0.0.1"), 9000, "/a/b", "127.0.0.1:9000")
+        );
+        // Explicit :80 is the default port: no :80 in the Host header.
+        assert_eq!(
+            parse_target("http://app:80/x").unwrap(),
+            http(name("app"), 80, "/x", "app")
+        );
+        assert_eq!(
+            parse_target("HTTP://My-App.internal:8080/").unwrap(),
+            http(name("My-App.internal"), 8080, "/", "My-App.internal:8080")
+        );
+    }
+
+    #[test]
+    fn http_query_and_fragment() {
+        assert_eq!(
+            parse_target("http://h:81/ready?full=1&x=%20").unwrap(),
+            http(name("h"), 81, "/ready?full=1&x=%20", "h:81")
+        );
+        assert_eq!(
+            parse_target("http://h?verbose").unwrap(),
+            http(name("h"), 80, "/?verbose", "h")
+        );
+        assert_eq!(
+            parse_target("http://h/x#frag").unwrap(),
+            http(name("h"), 80, "/x", "h")
+        );
+        assert_eq!(
+            parse_target("http://h#frag").unwrap(),
+            http(name("h"), 80, "/", "h")
+        );
+        assert_eq!(
+            parse_target("http://h/caf\u{e9}").unwrap(),
+            http(name("h"), 80, "/caf%C3%A9", "h")
+        );
+    }
+
+    #[test]
+    fn ipv6_brackets() {
+        let lo6 = Host::Ip("::1".parse().unwrap());
+        assert_eq!(
+            parse_target("http://[::1]:8080/healthz").unwrap(),
+            http(lo6.clone(), 8080, "/healthz", "[::1]:8080")
+        );
+        assert_eq!(
+            parse_target("http://[::1]").unwrap(),
+            http(lo6.clone(), 80, "/", "[::1]")
+        );
+        assert_eq!(
+            parse_target("tcp://[::1]:5432").unwrap(),
+            Target::Tcp {
+                host: lo6,
+                port: 5432
+            }
+        );
+        assert_eq!(
+            parse_target("http://[::ffff:127.0.0.1]:81/").unwrap(),
+            http(
+                Host::Ip("::ffff:127.0.0.1".parse().unwrap()),
+                81,
+                "/",
+                "[::ffff:127.0.0.1]:81"
+            )
+        );
+    }
+
+    #[test]
+    fn tcp_forms() {
+        assert_eq!(
+            parse_target("tcp://db:5432").unwrap(),
+            Target::Tcp {
+                host: name("db"),
+                port: 5432
+            }
+        );
+        assert_eq!(
+            parse_target("TCP://127.0.0.1:6379/").unwrap(),
+            Target::Tcp {
+                host: v4("127.0.0.1"),
+                port: 6379
+            }
+        );
+    }
+
+    #[test]
+    fn https_is_refused_with_a_clear_message() {
+        let e = usage_error("https://localhost:8443/healthz");
+        assert_eq!(
+            e,
+            "https://localhost:8443/healthz is not supported: berth probes health endpoints on loopback, without TLS; use http://"
+        );
+        assert!(usage_error("HTTPS://x").contains("without TLS"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty target"),
+            ("localhost:8080", "no scheme"),
+            ("/healthz", "no scheme"),
+            ("://x", "no scheme"),
+            ("ftp://x/", "unsupported scheme \"ftp\""),
+            ("udp://x:53", "unsupported scheme"),
+            ("http://", "no host"),
+            ("http:///healthz", "no host"),
+            ("http://:8080/", "no host"),
+            ("tcp://:5432", "no host"),
+            ("http://h:/", "missing port"),
+            ("http://h:0/", "bad port"),
+            ("http://h:65536/", "bad port"),
+            ("http://h:+80/", "bad port"),
+            ("http://h:80a/", "bad port"),
+            ("http://h:-1/", "bad port"),
+            ("tcp://db", "needs a port"),
+            ("tcp://[::1]", "needs a port"),
+            ("tcp://db:5432/x", "takes no path"),
+            ("tcp://db:5432?x", "takes no path"),
+            ("http://user@h/", "user info"),
+            ("http://user:pw@h:80/", "user info"),
+            ("http://::1:8080/", "must be in brackets"),
+            ("http://[::1/", "unclosed"),
+            ("http://[::1]x/", "after the IPv6 address"),
+            ("http://[::1]:/", "missing port"),
+            ("http://[nope]/", "is not an IPv6 address"),
+            ("http://[127.0.0.1]/", "is not an IPv6 address"),
+            ("http://[fe80::1%25eth0]/", "zone ids"),
+            ("http://ho st/", "whitespace"),
+            ("http://h/a b", "whitespace"),
+            ("http://h/\r\nX: y", "control"),
+            (" http://h/", "whitespace"),
+            ("http://h_!/", "not a valid host name"),
+            ("http://a..b/", "not a valid host name"),
+            ("http://.a/", "not a valid host name"),
+            ("http://h\u{e9}/", "not a valid host name"),
+            ("http://999.1.1.1/", "not a valid IPv4 address"),
+            ("http://1234/", "not a valid IPv4 address"),
+        ];
+        for (input, want) in cases {
+            let got = usage_error(input);
+            assert!(
+                got.contains(want),
+                "{input:?}: got {got:?}, want it to contain {want:?}"
+            );
+            assert!(!got.contains('\n'), "{input:?}: multi-line error {got:?}");
+        }
+    }
+
+    #[test]
+    fn hosts_parsing() {
+        let text = "\
+# The following lines are desirable for IPv4 capable hosts
+127.0.0.1       localhost
+127.0.1.1\tbox.example.org box   # trailing comment
+::1     localhost ip6-localhost ip6-loopback
+fe00::0 ip6-localnet
+
+this line is garbage
+999.1.1.1 broken
+10.0.0.7 db DB-Primary primary.db.
+#10.0.0.8 db
+   10.0.0.9   db
+10.0.0.7 db
+fe80::1%eth0 linklocal
+2001:db8::5 v6only
+";
+        let ips = |v: &[&str]| -> Vec<IpAddr> { v.iter().map(|s| s.parse().unwrap()).collect() };
+        assert_eq!(lookup_hosts(text, "localhost"), ips(&["127.0.0.1", "::1"]));
+        assert_eq!(lookup_hosts(text, "LocalHost"), ips(&["127.0.0.1", "::1"]));
+        assert_eq!(lookup_hosts(text, "localhost."), ips(&["127.0.0.1", "::1"]));
+        assert_eq!(lookup_hosts(text, "box"), ips(&["127.0.1.1"]));
+        assert_eq!(lookup_hosts(text, "box.example.org"), ips(&["127.0.1.1"]));
+        assert_eq!(lookup_hosts(text, "ip6-loopback"), ips(&["::1"]));
+        assert_eq!(lookup_hosts(text, "v6only"), ips(&["2001:db8::5"]));
+        // Aliases, case, trailing dots, duplicates once, commented-out line skipped.
+        assert_eq!(lookup_hosts(text, "db"), ips(&["10.0.0.7", "10.0.0.9"]));
+        assert_eq!(lookup_hosts(text, "db-primary"), ips(&["10.0.0.7"]));
+        assert_eq!(lookup_hosts(text, "primary.db"), ips(&["10.0.0.7"]));
+        for missing in [
+            "garbage",
+            "this",
+            "broken",
+            "linklocal",
+            "trailing",
+            "comment",
+            "",
+            "#",
+            "foo",
+        ] {
+            assert_eq!(
+                lookup_hosts(text, missing),
+                Vec::<IpAddr>::new(),
+                "{missing:?}"
+            );
+        }
+        assert!(lookup_hosts("", "localhost").is_empty());
+        assert!(lookup_hosts("\u{0}\u{1}\n\n\t\n###", "x").is_empty());
+    }
+
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(tag: &str, contents: &str) -> TempFile {
+            let path = std::env::temp_dir()
+                .join(format!("berth-target-test-{}-{tag}", std::process::id()));
+            std::fs::write(&path, contents).unwrap();
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn resolve_ip_literals_skip_the_hosts_file() {
+        let nowhere = Path::new("/nonexistent/berth/hosts");
+        assert_eq!(
+            resolve(&v4("127.0.0.1"), 81, nowhere).unwrap(),
+            vec![sa("127.0.0.1:81")]
+        );
+        assert_eq!(
+            resolve(&Host::Ip("::1".parse().unwrap()), 81, nowhere).unwrap(),
+            vec![sa("[::1]:81")]
+        );
+        // A Name holding an IP literal (built by hand) still works.
+        assert_eq!(
+            resolve(&name("10.1.2.3"), 9, nowhere).unwrap(),
+            vec![sa("10.1.2.3:9")]
+        );
+    }
+
+    #[test]
+    fn resolve_names_from_a_hosts_file() {
+        let hosts = TempFile::new(
+            "names",
+            "10.9.8.7 app App.local\n::1 app\n127.0.0.1 localhost\n",
+        );
+        assert_eq!(
+            resolve(&name("APP"), 8080, &hosts.0).unwrap(),
+            vec![sa("10.9.8.7:8080"), sa("[::1]:8080")]
+        );
+        // The file's localhost wins over the built-in fallback.
+        assert_eq!(
+            resolve(&name("localhost"), 80, &hosts.0).unwrap(),
+            vec![sa("127.0.0.1:80")]
+        );
+        let err = resolve(&name("foo"), 80, &hosts.0).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "name \"foo\" is not in {} (berth does no DNS)",
+                hosts.0.display()
+            )
+        );
+    }
+
+    #[test]
+    fn localhost_without_a_hosts_file() {
+        let nowhere = Path::new("/nonexistent/berth/hosts");
+        let want = vec![sa("127.0.0.1:80"), sa("[::1]:80")];
+        assert_eq!(resolve(&name("localhost"), 80, nowhere).unwrap(), want);
+        assert_eq!(resolve(&name("LOCALHOST."), 80, nowhere).unwrap(), want);
+        // Also when the file exists but does not list localhost.
+        let hosts = TempFile::new("nolocal", "# empty\n10.0.0.1 other\n");
+        assert_eq!(resolve(&name("localhost"), 80, &hosts.0).unwrap(), want);
+        let err = resolve(&name("db"), 5432, nowhere).unwrap_err();
+        assert_eq!(
+            err,
+            "name \"db\" is not in /nonexistent/berth/hosts (berth does no DNS)"
+        );
+    }
+
+    #[test]
+    fn unreadable_hosts_file_is_reported() {
+        // A directory cannot be read as a file.
+        let dir = std::env::temp_dir();
+        let err = resolve(&name("db"), 1, &dir).unwrap_err();
+        assert!(err.contains("cannot read"), "{err}");
+        assert!(err.contains("berth does no DNS"), "{err}");
+        assert!(!err.contains("os error"), "{err}");
+    }
+}

@@ -1,0 +1,141 @@
+//! berth: a PID-1 init shim for containers. See README.md for what it does
+//! and docs/design.md for how the modules fit together.
+//!
+//! `main` parses the command line and dispatches to a run (event.rs), a
+//! probe (health/) or a status query (status.rs). All `unsafe` is in sys.rs.
+
+#![deny(unsafe_code)]
+
+pub mod cgroup;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod health;
+pub mod logs;
+pub mod parse;
+pub mod privs;
+pub mod reap;
+pub mod shutdown;
+pub mod signals;
+pub mod spawn;
+pub mod status;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod user;
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use cli::Invocation;
+use error::Error;
+
+/// berth's whole life; returns the exit code.
+pub fn main() -> u8 {
+    // First of all, before anything can be delivered and lost: block every
+    // catchable signal. berth reads them from a signalfd later; the app gets
+    // the inherited mask back just before exec.
+    let inherited_mask = sys::block_signals();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let invocation = match cli::parse(argv, &env) {
+        Ok(i) => i,
+        Err(e) => return fail(&e),
+    };
+    match invocation {
+        Invocation::Print(text) => {
+            let _ = sys::write(1, text.as_bytes());
+            0
+        }
+        Invocation::Probe(p) => {
+            sys::restore_mask(&inherited_mask);
+            run_probe(&p)
+        }
+        Invocation::Status(s) => {
+            sys::restore_mask(&inherited_mask);
+            run_status(&s)
+        }
+        Invocation::Run(args) => {
+            let passwd = args.user.as_ref().and_then(|_| std::fs::read("/etc/passwd").ok());
+            let group = args.user.as_ref().and_then(|_| std::fs::read("/etc/group").ok());
+            let facts = config::Facts {
+                stdout_is_tty: sys::isatty(1),
+                passwd: passwd.as_deref(),
+                group: group.as_deref(),
+            };
+            match config::build(&args, &facts) {
+                Ok(cfg) => event::run(cfg, env, inherited_mask),
+                Err(e) => fail(&e),
+            }
+        }
+    }
+}
+
+fn fail(e: &Error) -> u8 {
+    eprintln!("{e}");
+    e.exit_code()
+}
+
+/// `berth probe`: 0 healthy, 1 unhealthy, 2 usage error.
+fn run_probe(p: &cli::ProbeArgs) -> u8 {
+    use health::probe::{probe, validate_header, ProbeOptions};
+    let usage = |m: String| fail(&Error::usage(m));
+    let target = match health::target::parse_target(&p.target) {
+        Ok(t) => t,
+        Err(e) => return usage(format!("probe: {e}")),
+    };
+    let timeout = match &p.timeout {
+        None => Duration::from_secs(3),
+        Some(t) => match parse::duration(t) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => return usage("probe: --timeout must be more than 0".into()),
+            Err(e) => return usage(format!("probe: --timeout {e}")),
+        },
+    };
+    for h in &p.header {
+        if let Err(e) = validate_header(h) {
+            return usage(format!("probe: --header {e}"));
+        }
+    }
+    let mut expect_status = Vec::new();
+    for s in &p.expect_status {
+        match s.trim().parse::<u16>() {
+            Ok(c) if (100..=599).contains(&c) => expect_status.push(c),
+            _ => return usage(format!("probe: --expect-status \"{s}\": expected an HTTP status code from 100 to 599")),
+        }
+    }
+    let opts = ProbeOptions {
+        timeout,
+        headers: p.header.clone(),
+        expect_status,
+    };
+    match probe(&target, &opts) {
+        Ok(()) => 0,
+        Err(reason) => {
+            eprintln!("berth: probe {}: {reason}", p.target);
+            1
+        }
+    }
+}
+
+/// `berth status`: 0 running and not unhealthy (and ready with --ready),
+/// 1 otherwise, 2 when no berth answers.
+fn run_status(s: &cli::StatusArgs) -> u8 {
+    let pid = match &s.pid {
+        None => None,
+        Some(p) => match p.trim().parse::<u32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return fail(&Error::usage(format!("status: --pid \"{p}\": expected a process id"))),
+        },
+    };
+    match status::find_and_ask(pid, Duration::from_secs(2)) {
+        status::Asked::Reply(r) => {
+            let _ = sys::write(1, r.as_bytes());
+            status::exit_code_for(&r, s.ready)
+        }
+        status::Asked::NoBerth(why) => {
+            eprintln!("berth: status: {why}");
+            2
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! berth's stdout: one buffer of finished lines, written without ever
+//! blocking the event loop (O_NONBLOCK on a pipe or socket, EPOLLOUT when it
+//! is full), with the backpressure watermarks that tell the loop to stop
+//! reading the app's pipes, and the once-only switch to discarding when
+//! stdout is gone (EPIPE). Formatting lines is json.rs's and events.rs's job.
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use crate::sys::{self, FdKind};
+
+/// Above this many pending bytes the loop stops reading the app's pipes
+/// (the app's writes then block: bounded memory, nothing dropped).
+pub const HIGH_WATER: usize = 256 * 1024;
+/// Below this the loop reads the app's pipes again.
+pub const LOW_WATER: usize = 64 * 1024;
+/// berth's own optional events (signal events) are skipped above this, so
+/// a signal flood cannot grow memory while stdout is stuck.
+pub const EVENT_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// Everything written.
+    Done,
+    /// stdout is full: wait for EPOLLOUT.
+    Blocked,
+    /// stdout is gone; output is discarded from now on.
+    Broken,
+}
+
+pub struct Out {
+    fd: RawFd,
+    kind: FdKind,
+    /// File status flags to restore at exit (O_NONBLOCK is shared with
+    /// whoever else holds the same open file description).
+    saved_flags: Option<libc::c_int>,
+    pub buf: Vec<u8>,
+    written: usize,
+    broken: bool,
+}
+
+impl Out {
+    /// Wraps `fd` (1). Pipes and sockets become non-blocking; terminals and
+    /// files are written directly (they do not stall for long and epoll
+    /// cannot watch regular files).
+    pub fn new(fd: RawFd) -> Out {
+        let kind = sys::fd_kind(fd);
+        let saved_flags = if kind == FdKind::Pollable {
+            sys::set_nonblocking(fd, true).ok()
+        } else {
+            None
+        };
+        Out {
+            fd,
+            kind,
+            saved_flags,
+            buf: Vec::new(),
+            written: 0,
+            broken: kind == FdKind::Closed,
+        }
+    }
+
+    /// A stdout berth does not write app output to (plain mode): its flags
+    /// are left alone, since the app shares it.
+    pub fn unused(fd: RawFd) -> Out {
+        Out {
+            fd,
+            kind: FdKind::Direct,
+            saved_flags: None,
+            buf: Vec::new(),
+            written: 0,
+            broken: false,
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Can the loop wait for this fd to become writable?
+    pub fn pollable(&self) -> bool {
+        self.kind == FdKind::Pollable && !self.broken
+    }
+
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.written
+    }
+
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Writes as much as stdout takes now.
+    pub fn flush(&mut self) -> Flush {
+        if self.broken {
+            self.buf.clear();
+            self.written = 0;
+            return Flush::Broken;
+        }
+        while self.written < self.buf.len() {
+            match sys::write(self.fd, &self.buf[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => {
+                    self.compact();
+                    return Flush::Blocked;
+                }
+                Err(e) => {
+                    self.broken = true;
+                    self.buf.clear();
+                    self.written = 0;
+                    // One line, once: stdout is what is gone, stderr may live.
+                    let msg = format!(
+                        "berth: stdout is gone ({}): the app's output is discarded from now on\n",
+                        e.desc()
+                    );
+                    let _ = sys::write(2, msg.as_bytes());
+                    return Flush::Broken;
+                }
+            }
+        }
+        self.buf.clear();
+        self.written = 0;
+        Flush::Done
+    }
+
+    /// Drops the written prefix so the buffer does not grow while blocked.
+    fn compact(&mut self) {
+        if self.written > 0 {
+            self.buf.drain(..self.written);
+            self.written = 0;
+        }
+    }
+
+    /// Writes everything, waiting for stdout as long as it takes (used
+    /// only at exit, when nothing else is left to do).
+    pub fn flush_all(&mut self) {
+        loop {
+            match self.flush() {
+                Flush::Done | Flush::Broken => return,
+                Flush::Blocked => {
+                    let mut pfd = [nix::poll::PollFd::new(
+                        sys::borrow_fd(self.fd),
+                        nix::poll::PollFlags::POLLOUT,
+                    )];
+                    let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE);
+                }
+            }
+        }
+    }
+
+    /// Puts back the file status flags berth changed.
+    pub fn restore(&mut self) {
+        if let Some(flags) = self.saved_flags.take() {
+            if flags & libc::O_NONBLOCK == 0 {
+                let _ = sys::set_nonblocking(self.fd, false);
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Privilege decisions around the app's identity: can berth switch to it
+//! (root with CAP_SETUID/CAP_SETGID), `--chown` before the switch, and
+//! berth's own drop to the app's ids afterwards. The id-changing calls
+//! themselves are in sys.rs; looking users up is user.rs's job.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::error::Error;
+use crate::user::Identity;
+
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+
+/// The effective capability set from /proc/self/status (`CapEff:` hex).
+pub fn effective_caps(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+/// Does switching to `id` change anything about berth's current ids?
+pub fn needs_switch(id: &Identity, uid: u32, gid: u32, groups: &[u32]) -> bool {
+    let mut current: Vec<u32> = groups.to_vec();
+    current.sort_unstable();
+    current.dedup();
+    id.uid != uid || id.gid != gid || id.groups != current
+}
+
+/// Refuses, with the fix spelled out, a switch berth cannot make.
+pub fn check_can_switch(id: &Identity, euid: u32, caps: Option<u64>) -> Result<(), Error> {
+    if euid != 0 {
+        return Err(Error::config(format!(
+            "cannot switch to uid {} gid {}: berth runs as uid {euid}, not root \
+             (drop --user, or start the container as root and let berth drop privileges)",
+            id.uid, id.gid
+        )));
+    }
+    let caps = caps.unwrap_or(u64::MAX);
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    if !has(CAP_SETUID) || !has(CAP_SETGID) {
+        return Err(Error::config(format!(
+            "cannot switch to uid {} gid {}: berth is root but lacks CAP_SETUID/CAP_SETGID \
+             (--cap-drop ALL?); use `docker run --user {}:{}` instead of --user, or add \
+             `--cap-add SETUID --cap-add SETGID` (berth drops them again before the app starts)",
+            id.uid, id.gid, id.uid, id.gid
+        )));
+    }
+    Ok(())
+}
+
+/// `--chown PATH`: gives PATH and everything below it to uid:gid where the
+/// owner differs. lchown never follows a symlink (the link itself changes
+/// owner); directories on another file system (st_dev differs) are not
+/// entered, so a bind mount of the host's /etc under PATH stays untouched.
+pub fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<u64, Error> {
+    let meta = std::fs::symlink_metadata(root)
+        .map_err(|e| Error::config(format!("--chown {}: {e}", root.display())))?;
+    let dev = meta.dev();
+    let mut changed = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue; // vanished meanwhile
+        };
+        if m.dev() != dev {
+            continue;
+        }
+        if m.uid() != uid || m.gid() != gid {
+            std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+                .map_err(|e| Error::config(format!("--chown {}: {e}", p.display())))?;
+            changed += 1;
+        }
+        if m.file_type().is_dir() {
+            let entries = std::fs::read_dir(&p)
+                .map_err(|e| Error::config(format!("--chown {}: {e}", p.display())))?;
+            for e in entries.flatten() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(uid: u32, gid: u32, groups: &[u32]) -> Identity {
+        Identity {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+            home: None,
+            name: None,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn caps_parsed_from_status() {
+        let s = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\n";
+        assert_eq!(effective_caps(s), Some(0xa80425fb));
+        assert_eq!(effective_caps("nothing"), None);
+    }
+
+    #[test]
+    fn switch_needed_only_when_ids_differ() {
+        assert!(!needs_switch(&id(0, 0, &[0]), 0, 0, &[0]));
+        assert!(needs_switch(&id(1000, 1000, &[1000]), 0, 0, &[0]));
+        assert!(needs_switch(&id(0, 0, &[0, 10]), 0, 0, &[0]));
+    }
+
+    #[test]
+    fn root_without_setuid_caps_is_refused_with_the_fix() {
+        let e = check_can_switch(&id(1000, 1000, &[1000]), 0, Some(0)).unwrap_err();
+        assert_eq!(e.exit_code(), 125);
+        assert!(e.message().contains("--cap-add SETUID"), "{}", e.message());
+        assert!(check_can_switch(&id(1000, 1000, &[]), 0, Some(0xc0)).is_ok());
+    }
+
+    #[test]
+    fn non_root_cannot_switch() {
+        let e = check_can_switch(&id(1001, 1001, &[]), 1000, Some(0)).unwrap_err();
+        assert!(e.message().contains("not root"));
+    }
+}

@@ -1,0 +1,148 @@
+//! Reaping and reaching every process left: `waitpid(-1, WNOHANG)` until
+//! nothing is left, and signalling everything berth is responsible for
+//! (the whole PID namespace as PID 1; its descendants as a subreaper).
+//! Which exit code follows is error.rs's business.
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::error::AppEnd;
+use crate::sys;
+
+/// One terminated child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    pub pid: Pid,
+    pub end: AppEnd,
+}
+
+/// Reaps every terminated child, calling `on_child` for each. Returns true
+/// when berth has no child left at all (ECHILD): nothing remains to wait for,
+/// since every orphan is re-parented to berth (PID 1 or subreaper).
+pub fn reap_all(mut on_child: impl FnMut(Reaped)) -> bool {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => on_child(Reaped {
+                pid,
+                end: AppEnd::Exited(code),
+            }),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => on_child(Reaped {
+                pid,
+                end: AppEnd::Signaled(sig as i32),
+            }),
+            Ok(WaitStatus::StillAlive) => return false,
+            // Stopped/continued are not reported without WUNTRACED; anything
+            // else is not a termination: keep going.
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Sends `sig` to the app: to its group unless `--no-group`, and to its pid
+/// too when it has left that group (setpgid/setsid), so it always arrives.
+pub fn signal_app(app: Pid, sig: i32, whole_group: bool) {
+    if whole_group {
+        let group_ok = sys::kill_raw(-app.as_raw(), sig).is_ok();
+        if group_ok && sys::getpgid(app) == Some(app) {
+            return;
+        }
+    }
+    let _ = sys::kill_raw(app.as_raw(), sig);
+}
+
+/// Sends `sig` to every process berth is responsible for. As PID 1 that is
+/// `kill(-1)`: every process of the namespace but berth. Not PID 1 it must
+/// never be `kill(-1)` (that would be the whole host): berth walks /proc for
+/// its descendants, repeating while new ones appear (a fork storm), bounded.
+/// Returns how many processes were signalled (an estimate as PID 1).
+pub fn signal_everyone(sig: i32, own_pid: Pid) -> usize {
+    if own_pid.as_raw() == 1 {
+        return usize::from(sys::kill_raw(-1, sig).is_ok());
+    }
+    let mut total = 0;
+    let mut signalled: Vec<i32> = Vec::new();
+    for _ in 0..16 {
+        let found = descendants(own_pid.as_raw());
+        let new: Vec<i32> = found
+            .into_iter()
+            .filter(|p| !signalled.contains(p))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        for &pid in &new {
+            if sys::kill_raw(pid, sig).is_ok() {
+                total += 1;
+            }
+        }
+        signalled.extend(new);
+    }
+    total
+}
+
+/// Every descendant of `root` from /proc (pid, ppid from /proc/PID/stat).
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some(ppid) = ppid_from_stat(&stat) {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(child, parent) in &parent_of {
+            if parent == p && child != root && !out.contains(&child) {
+                out.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// The ppid field of /proc/PID/stat: after the last ')' (comm may contain
+/// spaces and parentheses), fields are `state ppid ...`.
+pub fn ppid_from_stat(stat: &[u8]) -> Option<i32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    fields.next()?; // state
+    fields.next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ppid_parsed_past_a_hostile_comm() {
+        assert_eq!(ppid_from_stat(b"42 (a) b) (c) S 7 42 42 0"), Some(7));
+        assert_eq!(ppid_from_stat(b"1 (init) S 0 1 1"), Some(0));
+        assert_eq!(ppid_from_stat(b"garbage"), None);
+        assert_eq!(ppid_from_stat(b"1 (x)"), None);
+    }
+
+    #[test]
+    fn descendants_of_a_fresh_child_are_found() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let me = std::process::id() as i32;
+        let d = descendants(me);
+        assert!(d.contains(&(child.id() as i32)), "{d:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -1,0 +1,616 @@
+//! Every raw system call berth makes that nix does not wrap safely, and the
+//! child side of fork → exec.
+//!
+//! This is the only module allowed `unsafe` (lib.rs denies it elsewhere).
+//! Functions are named after the call they make and decide no policy: what to
+//! block, whom to signal and when is decided by signals.rs, shutdown.rs and
+//! event.rs.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+
+/// The signals the kernel sends for berth's own faults. Blocking them would
+/// turn a crash into a hang, so they stay unblocked (as catatonit does).
+const FAULT_SIGNALS: [Signal; 7] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGABRT,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+];
+
+/// The set berth blocks for its whole life and reads through its signalfd.
+pub fn berth_signal_set() -> SigSet {
+    let mut set = SigSet::all();
+    for sig in FAULT_SIGNALS {
+        set.remove(sig);
+    }
+    set
+}
+
+/// Blocks every catchable signal but the fault signals and returns the mask
+/// berth inherited (the app gets it back just before exec).
+pub fn block_signals() -> SigSet {
+    let mut old = SigSet::empty();
+    // sigprocmask only fails for an invalid `how`, which is a constant here.
+    let _ = nix::sys::signal::sigprocmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&berth_signal_set()),
+        Some(&mut old),
+    );
+    old
+}
+
+/// Restores a mask saved by `block_signals` (used by `probe` and `status`,
+/// which are ordinary short-lived commands).
+pub fn restore_mask(mask: &SigSet) {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None);
+}
+
+/// `getpid()`.
+pub fn getpid() -> Pid {
+    nix::unistd::getpid()
+}
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`.
+pub fn set_child_subreaper() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// `fcntl(F_SETFD, FD_CLOEXEC)` on every fd from `first` up: close_range(2)
+/// with CLOSE_RANGE_CLOEXEC (Linux 5.11), else a walk of /proc/self/fd. Runs
+/// in berth before any fork, so the walk may allocate.
+pub fn set_cloexec_from(first: RawFd) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on an fd number we do not own only sets a flag; a
+        // stale number (the directory's own fd) fails with EBADF, ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// Clears FD_CLOEXEC on `fd` (fds handed to the app on purpose).
+pub fn clear_cloexec(fd: RawFd) {
+    // SAFETY: only changes the flag of an fd number; EBADF is harmless.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+}
+
+/// `fcntl(F_GETFD)` succeeds: the fd is open.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD reads a flag and touches no memory.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// `pipe2(O_CLOEXEC)`, both ends moved to fd numbers ≥ `min_fd` so they never
+/// land on a number that `--preserve-fds` or LISTEN_FDS hands to the app.
+pub fn pipe_above(min_fd: RawFd) -> nix::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((move_above(r, min_fd)?, move_above(w, min_fd)?))
+}
+
+/// Re-numbers `fd` to ≥ `min_fd` (close-on-exec) when it is below.
+pub fn move_above(fd: OwnedFd, min_fd: RawFd) -> nix::Result<OwnedFd> {
+    if fd.as_raw_fd() >= min_fd {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd that nobody else owns.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min_fd) };
+    if new < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `new` is a fresh fd returned above and owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Sets or clears O_NONBLOCK on `fd`, returning the previous flags.
+pub fn set_nonblocking(fd: RawFd, on: bool) -> nix::Result<libc::c_int> {
+    // SAFETY: F_GETFL/F_SETFL only read and set file status flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(Errno::last());
+        }
+        let new = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        if new != flags && libc::fcntl(fd, libc::F_SETFL, new) < 0 {
+            return Err(Errno::last());
+        }
+        Ok(flags)
+    }
+}
+
+/// What kind of file an fd is, for choosing how to write to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// A pipe, FIFO or socket: may block, can be polled.
+    Pollable,
+    /// A terminal, regular file or anything else: written directly.
+    Direct,
+    Closed,
+}
+
+/// `fstat` → the kind of `fd`.
+pub fn fd_kind(fd: RawFd) -> FdKind {
+    // SAFETY: fstat writes into the zeroed stat buffer we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat buffer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return FdKind::Closed;
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO | libc::S_IFSOCK => FdKind::Pollable,
+        _ => FdKind::Direct,
+    }
+}
+
+/// Borrows an fd that berth holds open for its whole life (0, 1, 2, or
+/// one it owns and keeps until exit).
+pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: callers pass only fds that stay open while berth runs; the
+    // borrow is used for a single poll/epoll call.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// `isatty(fd)`.
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the fd.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// `getpgid(pid)`.
+pub fn getpgid(pid: Pid) -> Option<Pid> {
+    nix::unistd::getpgid(Some(pid)).ok()
+}
+
+/// `write(2)` of raw bytes; EINTR retried by the caller's loop.
+pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a valid slice for its length.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `read(2)` into `buf`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a valid, writable slice for its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `setrlimit` for berth itself (not the app).
+pub fn prlimit_self(resource: i32, soft: u64, hard: u64) -> Result<(), Errno> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `lim` is a valid rlimit; the resource number is checked by the kernel.
+    if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Drops berth's own root for good: bounding set emptied (while it still has
+/// CAP_SETPCAP), groups, gid, uid, then not dumpable, so the app — same uid —
+/// cannot ptrace berth or read its memory. Changing all uids to non-zero
+/// clears the permitted, effective and ambient capability sets (capabilities(7)).
+pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[u32]) -> Result<(), (&'static str, Errno)> {
+    for cap in 0..64 {
+        // SAFETY: PR_CAPBSET_DROP takes an integer; EINVAL past the last cap ends the loop.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if rc != 0 && Errno::last() == Errno::EINVAL {
+            break;
+        }
+    }
+    // SAFETY: `groups` is a valid slice of gid_t (u32) for its length.
+    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+        return Err(("setgroups", Errno::last()));
+    }
+    // SAFETY: plain id-changing calls with integer arguments.
+    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+        return Err(("setresgid", Errno::last()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+        return Err(("setresuid", Errno::last()));
+    }
+    // SAFETY: PR_SET_DUMPABLE takes an integer.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    Ok(())
+}
+
+/// The steps of the child between fork and exec, as reported over the
+/// exec-error pipe when one fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ChildStep {
+    Setpgid = 1,
+    Dup2 = 2,
+    Setrlimit = 3,
+    Setgroups = 4,
+    Setgid = 5,
+    Setuid = 6,
+    NoNewPrivs = 7,
+    Exec = 8,
+}
+
+impl ChildStep {
+    fn from_u32(v: u32) -> Option<ChildStep> {
+        use ChildStep::*;
+        [
+            Setpgid, Dup2, Setrlimit, Setgroups, Setgid, Setuid, NoNewPrivs, Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChildStep::Setpgid => "setpgid",
+            ChildStep::Dup2 => "dup2",
+            ChildStep::Setrlimit => "setrlimit",
+            ChildStep::Setgroups => "setgroups",
+            ChildStep::Setgid => "setgid",
+            ChildStep::Setuid => "setuid",
+            ChildStep::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
+            ChildStep::Exec => "execve",
+        }
+    }
+}
+
+/// Everything the child needs, built before fork: after fork the child may
+/// only make async-signal-safe calls (signal-safety(7)), so nothing here is
+/// allocated, formatted or dropped on the child's side.
+pub struct ExecRequest {
+    /// Paths to try in order (PATH lookup done before fork, execvp-style).
+    pub candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    /// `KEY=VALUE` entries.
+    pub envp: Vec<CString>,
+    /// When set, a `LISTEN_PID=` entry is added whose digits the child writes
+    /// between fork and exec (its pid is unknown before fork).
+    pub set_listen_pid: bool,
+    /// (resource, soft, hard)
+    pub rlimits: Vec<(i32, u64, u64)>,
+    /// (uid, gid, supplementary groups) to switch to.
+    pub identity: Option<(u32, u32, Vec<u32>)>,
+    pub no_new_privs: bool,
+    /// Write ends of the log pipes, dup2'ed onto 1 and 2.
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+    /// Make the app's group the terminal's foreground group (stdin is a tty).
+    pub take_terminal: bool,
+    /// The mask berth inherited, restored just before exec.
+    pub mask: SigSet,
+}
+
+/// Why the child could not exec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildFailure {
+    pub step: ChildStep,
+    pub errno: Errno,
+}
+
+/// fork → (child: the steps below → execve) → parent: wait for exec or for
+/// the child's error record on a close-on-exec pipe.
+///
+/// Child order, and why:
+/// setpgid (own group, before anything can signal it as a group) →
+/// tcsetpgrp (in the child, as tini does, so no race with the parent; SIGTTOU
+/// is still blocked so a background group may take the terminal) →
+/// dup2 log pipes → rlimits (while still privileged, so hard limits may rise) →
+/// setgroups → setgid → setuid (groups need root, so before the uid changes) →
+/// no_new_privs → SIGPIPE back to default (Rust ignores it before main and an
+/// ignored disposition survives exec) → the inherited mask → LISTEN_PID → execve.
+pub fn spawn(req: &ExecRequest) -> Result<Pid, ChildFailure> {
+    let (err_r, err_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(ChildFailure {
+                step: ChildStep::Exec,
+                errno: e,
+            })
+        }
+    };
+    // Pointer arrays are built before fork: the child must not allocate.
+    let argv_ptrs: Vec<*const libc::c_char> = req
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // "LISTEN_PID=" + room for any pid + NUL, owned here so the child may
+    // write into its copy.
+    let mut listen_pid_entry = b"LISTEN_PID=".to_vec();
+    listen_pid_entry.resize(listen_pid_entry.len() + LISTEN_PID_WIDTH + 1, 0);
+    let listen_pid_ptr: Option<*mut u8> =
+        req.set_listen_pid.then(|| listen_pid_entry.as_mut_ptr());
+    let envp_ptrs: Vec<*const libc::c_char> = req
+        .envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(listen_pid_ptr.map(|p| p as *const libc::c_char))
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+
+    // SAFETY: berth is single-threaded (no other thread can hold a lock the
+    // child would need); the child below only makes async-signal-safe calls
+    // and leaves through execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(ChildFailure {
+            step: ChildStep::Exec,
+            errno: Errno::last(),
+        });
+    }
+    if pid == 0 {
+        // SAFETY: we are the child of a fork; see child_exec's contract.
+        unsafe {
+            child_exec(
+                req,
+                &argv_ptrs,
+                &envp_ptrs,
+                listen_pid_ptr,
+                err_w.as_raw_fd(),
+            )
+        }
+    }
+    drop(err_w);
+    let child = Pid::from_raw(pid);
+    // Also set the group from the parent: whichever runs first wins and
+    // signals sent right after spawn() returns already find the group.
+    let _ = nix::unistd::setpgid(child, child);
+    let mut rec = [0u8; 8];
+    let mut got = 0;
+    while got < rec.len() {
+        match read(err_r.as_raw_fd(), &mut rec[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if got == rec.len() {
+        let step = u32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        let errno = i32::from_ne_bytes([rec[4], rec[5], rec[6], rec[7]]);
+        // The child has _exit'ed; reaping it is left to the caller's reaper,
+        // which collects every child anyway.
+        return Err(ChildFailure {
+            step: ChildStep::from_u32(step).unwrap_or(ChildStep::Exec),
+            errno: Errno::from_raw(errno),
+        });
+    }
+    Ok(child)
+}
+
+/// The child between fork and exec. Never returns.
+///
+/// # Safety
+/// Must only be called in the child of fork(). Only async-signal-safe calls;
+/// no allocation, no locks, no panics.
+unsafe fn child_exec(
+    req: &ExecRequest,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    listen_pid: Option<*mut u8>,
+    err_fd: RawFd,
+) -> ! {
+    let fail = |step: ChildStep| -> ! {
+        let errno = Errno::last_raw();
+        let mut rec = [0u8; 8];
+        rec[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+        rec[4..].copy_from_slice(&errno.to_ne_bytes());
+        libc::write(err_fd, rec.as_ptr().cast(), rec.len());
+        libc::_exit(127)
+    };
+
+    if libc::setpgid(0, 0) != 0 {
+        fail(ChildStep::Setpgid);
+    }
+    if req.take_terminal {
+        // ENOTTY/ENXIO/EBADF/EPERM mean no usable controlling terminal (stdin
+        // is a tty of another session): harmless, the app just runs without it.
+        libc::tcsetpgrp(0, libc::getpid());
+    }
+    for (fd, target) in [(req.stdout, 1), (req.stderr, 2)] {
+        if let Some(fd) = fd {
+            if libc::dup2(fd, target) < 0 {
+                fail(ChildStep::Dup2);
+            }
+        }
+    }
+    for &(resource, soft, hard) in &req.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        if libc::setrlimit(resource as _, &lim) != 0 {
+            fail(ChildStep::Setrlimit);
+        }
+    }
+    if let Some((uid, gid, groups)) = &req.identity {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            fail(ChildStep::Setgroups);
+        }
+        if libc::setresgid(*gid, *gid, *gid) != 0 {
+            fail(ChildStep::Setgid);
+        }
+        if libc::setresuid(*uid, *uid, *uid) != 0 {
+            fail(ChildStep::Setuid);
+        }
+    }
+    if req.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+        fail(ChildStep::NoNewPrivs);
+    }
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    libc::pthread_sigmask(libc::SIG_SETMASK, req.mask.as_ref(), std::ptr::null_mut());
+    if let Some(p) = listen_pid {
+        write_pid_in_place(p, libc::getpid());
+    }
+
+    // execvp semantics: ENOENT/ENOTDIR go on to the next PATH entry; EACCES
+    // is remembered (a later hit still wins); anything else stops the search.
+    let mut saw_eacces = false;
+    for path in &req.candidates {
+        libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        match Errno::last() {
+            Errno::ENOENT | Errno::ENOTDIR => continue,
+            Errno::EACCES => saw_eacces = true,
+            _ => fail(ChildStep::Exec),
+        }
+    }
+    if saw_eacces {
+        Errno::set_raw(libc::EACCES);
+    } else {
+        Errno::set_raw(libc::ENOENT);
+    }
+    fail(ChildStep::Exec)
+}
+
+/// Writes `pid` in decimal over the spaces after `LISTEN_PID=` (the entry was
+/// allocated before fork with room for any pid). No allocation.
+///
+/// # Safety
+/// `entry` points to `LISTEN_PID=` followed by ≥ 11 writable bytes.
+unsafe fn write_pid_in_place(entry: *mut u8, pid: libc::pid_t) {
+    let digits_at = entry.add("LISTEN_PID=".len());
+    let mut buf = [0u8; 10];
+    let mut n = pid as u32;
+    let mut len = 0;
+    loop {
+        buf[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        *digits_at.add(i) = buf[len - 1 - i];
+    }
+    *digits_at.add(len) = 0;
+}
+
+/// Forks a helper child (a health probe) that runs `job` and `_exit`s with
+/// its result, never returning into berth's own code paths.
+pub fn fork_job(job: impl FnOnce() -> i32) -> Result<Pid, Errno> {
+    // SAFETY: berth is single-threaded, so the child may allocate and use
+    // std freely (no lock can be held by another thread); it leaves only
+    // through _exit, skipping atexit handlers and stdio buffers it shares
+    // with berth.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(Errno::last()),
+        0 => {
+            let code = job();
+            // SAFETY: _exit is always safe to call and does not return.
+            unsafe { libc::_exit(code) }
+        }
+        p => Ok(Pid::from_raw(p)),
+    }
+}
+
+/// Width reserved after `LISTEN_PID=` for the child's pid.
+pub const LISTEN_PID_WIDTH: usize = 10;
+
+/// `pidfd`-free, allocation-free kill of a raw pid or group (negative).
+pub fn kill_raw(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill takes integers only.
+    if unsafe { libc::kill(pid, sig) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Reads the fields of one signalfd record berth uses.
+pub struct SigInfo {
+    pub signo: i32,
+    pub sender_pid: u32,
+}
+
+/// A non-blocking signalfd for berth's blocked set.
+pub struct SignalFd(OwnedFd);
+
+impl SignalFd {
+    pub fn new(set: &SigSet) -> nix::Result<SignalFd> {
+        // SAFETY: `set` is a valid sigset; the returned fd is fresh and ours.
+        let fd = unsafe {
+            libc::signalfd(
+                -1,
+                set.as_ref(),
+                libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        Ok(SignalFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Reads up to `out.len()` pending signals; 0 when none are pending.
+    pub fn read_batch(&self, out: &mut Vec<SigInfo>) {
+        const REC: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+        let mut buf = [0u8; REC * 16];
+        loop {
+            match read(self.fd(), &mut buf) {
+                Ok(n) if n >= REC => {
+                    for rec in buf[..n].chunks_exact(REC) {
+                        // SAFETY: the kernel wrote whole signalfd_siginfo
+                        // records; read_unaligned copes with the byte buffer.
+                        let info: libc::signalfd_siginfo =
+                            unsafe { std::ptr::read_unaligned(rec.as_ptr().cast()) };
+                        out.push(SigInfo {
+                            signo: info.ssi_signo as i32,
+                            sender_pid: info.ssi_pid,
+                        });
+                    }
+                    if n < buf.len() {
+                        return;
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                _ => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! JSON logs as PID 1: shape of every line, nothing lost or reordered,
+//! hostile bytes, bounded memory, EPIPE, plain mode.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::util::{example, Berth};
+
+#[test]
+fn every_line_becomes_one_json_object() {
+    let d = Berth::new()
+        .args(["--service=api", "--log-field", "env=prod", "--log-field=region=eu"])
+        .cmd("sh", &["-c", "echo hello; echo oops >&2"])
+        .run();
+    assert_eq!(d.code, 0);
+    let lines = d.json();
+    let app: Vec<_> = lines.iter().filter(|v| v["stream"] != "berth").collect();
+    assert_eq!(app.len(), 2, "{:?}", d.stdout);
+    for v in &app {
+        assert_eq!(v["service"], "api");
+        assert_eq!(v["env"], "prod");
+        assert_eq!(v["region"], "eu");
+        let ts = v["ts"].as_str().unwrap();
+        assert_eq!(ts.len(), 27, "{ts}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T');
+    }
+    assert_eq!(d.msgs("stdout"), vec!["hello"]);
+    assert_eq!(d.msgs("stderr"), vec!["oops"]);
+    let start = d.event("start");
+    assert_eq!(start["level"], "info");
+    assert_eq!(start["command"][0], "sh");
+    assert_eq!(start["env"], "prod");
+    assert!(start["app_pid"].as_u64().unwrap() > 1);
+    assert!(start.get("memory_limit_bytes").is_some());
+}
+
+#[test]
+fn service_defaults_to_the_command_basename() {
+    let d = Berth::new().cmd("/bin/echo", &["x"]).run();
+    assert_eq!(d.json()[0]["service"], "echo");
+}
+
+#[test]
+fn hostile_bytes_are_made_valid() {
+    let d = Berth::new().app("spew", &["hostile"]).run();
+    assert_eq!(d.code, 0);
+    let m = d.msgs("stdout");
+    assert_eq!(m[0], "bad \u{FFFD}\u{FFFD} utf8");
+    assert_eq!(m[1], "ctl \u{1}\u{1b}[31m tab\there");
+    assert_eq!(m[2], "crlf line");
+    assert_eq!(m[4], "unterminated");
+    let obj = d.json().into_iter().find(|v| v["trace_id"] == "abc").expect("JSON line passed through");
+    assert_eq!(obj["level"], "error");
+    assert_eq!(obj["msg"], "boom");
+    assert_eq!(obj["stream"], "stdout");
+    assert_eq!(obj["service"], "spew");
+}
+
+#[test]
+fn a_million_interleaved_lines_none_lost_or_reordered() {
+    let n = 1_000_000u64;
+    let d = Berth::new().app("spew", &["lines", &n.to_string()]).run();
+    assert_eq!(d.code, 0);
+    let (mut out, mut err) = (0u64, 1u64);
+    for l in &d.stdout {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let Some(msg) = v["msg"].as_str() else { continue };
+        if v["stream"] == "berth" {
+            continue;
+        }
+        let mut it = msg.split(' ');
+        let tag = it.next().unwrap();
+        let i: u64 = it.next().unwrap().parse().unwrap();
+        match (tag, v["stream"].as_str().unwrap()) {
+            ("out", "stdout") => {
+                assert_eq!(i, out, "stdout reordered or lost");
+                out += 2;
+            }
+            ("err", "stderr") => {
+                assert_eq!(i, err, "stderr reordered or lost");
+                err += 2;
+            }
+            other => panic!("line on the wrong stream: {other:?}"),
+        }
+    }
+    assert_eq!(out, n);
+    assert_eq!(err, n + 1);
+}
+
+#[test]
+fn long_lines_are_cut_into_pieces_under_the_limit() {
+    let d = Berth::new()
+        .arg("--log-max-line=1024")
+        .app("spew", &["stdout", "3", "--width", "5000"])
+        .run();
+    assert_eq!(d.code, 0);
+    let mut text = String::new();
+    for l in &d.stdout {
+        assert!(l.len() < 1024, "line of {} bytes over the limit", l.len() + 1);
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["stream"] == "stdout" {
+            text.push_str(v["msg"].as_str().unwrap());
+            assert!(v["partial_id"].is_string());
+            if v["partial"] != true {
+                text.push('\n');
+            }
+        }
+    }
+    let want = format!("{}\n", "x".repeat(4999));
+    assert_eq!(text, want.repeat(3));
+}
+
+#[test]
+fn a_gigabyte_without_newline_keeps_memory_bounded() {
+    // 256 MiB with no newline: berth may hold only about one line's worth.
+    let size: u64 = 256 << 20;
+    let mut child = Berth::new().app("spew", &["bytes", &size.to_string()]).command().spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let outer = child.id() as i32;
+    let mut total = 0u64;
+    let mut max_rss_kib = 0u64;
+    let mut berth = None;
+    for (i, line) in BufReader::new(stdout).lines().enumerate() {
+        let line = line.unwrap();
+        if berth.is_none() {
+            berth = crate::util::children_of(outer).first().copied();
+        }
+        if i % 1000 == 0 {
+            if let Some(b) = berth {
+                if let Ok(s) = std::fs::read_to_string(format!("/proc/{b}/status")) {
+                    let rss = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap()).unwrap_or(0);
+                    max_rss_kib = max_rss_kib.max(rss);
+                }
+            }
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["stream"] == "stdout" {
+            total += v["msg"].as_str().unwrap().len() as u64;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(total, size, "bytes lost");
+    assert!(max_rss_kib > 0 && max_rss_kib < 8 * 1024, "berth RSS {max_rss_kib} KiB");
+}
+
+#[test]
+fn stdout_gone_is_said_once_and_the_app_never_blocks() {
+    let mut child = Berth::new().app("spew", &["lines", "200000"]).command().spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out); // berth's stdout is now a pipe with no reader: EPIPE
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("stdout is gone").count(), 1, "{err}");
+}
+
+#[test]
+fn plain_mode_passes_output_through_untouched() {
+    let d = Berth::new().arg("--log-format=plain").cmd("sh", &["-c", "echo raw; echo raw2 >&2"]).run();
+    assert_eq!(d.stdout, vec!["raw"]);
+    assert!(d.stderr.contains(&"raw2".to_string()));
+}
+
+#[test]
+fn slow_reader_blocks_the_app_without_growing_berth() {
+    // Nobody reads berth's stdout for a while: berth must stop reading the
+    // app (which blocks) instead of buffering without bound.
+    let mut child = Berth::new().app("spew", &["lines", "300000"]).command().stdout(Stdio::piped()).spawn().unwrap();
+    let outer = child.id() as i32;
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let berth = crate::util::children_of(outer)[0];
+    let s = std::fs::read_to_string(format!("/proc/{berth}/status")).unwrap();
+    let rss: u64 = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+    assert!(rss < 8 * 1024, "berth grew to {rss} KiB while stdout was stuck");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines().count();
+    assert!(child.wait().unwrap().success());
+    assert!(lines >= 300_000, "only {lines} lines");
+    let _ = example("spew");
+}

@@ -1,0 +1,140 @@
+//! Signal forwarding: every catchable signal reaches the app (group),
+//! `--map-signal`, `--stop-signal`, `--no-group`, none lost before exec.
+
+use crate::util::Berth;
+
+const NO_EXIT: &[&str] = &["--exit-on", "none"];
+
+fn msg(sig: &str) -> String {
+    format!("\"msg\":\"{sig}\"")
+}
+
+#[test]
+fn catchable_signals_are_forwarded_to_the_app() {
+    let r = Berth::new().arg("--grace=1s").app("sigprint", NO_EXIT).spawn();
+    r.wait_for(&msg("ready"));
+    for (sig, name) in [
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGUSR2, "USR2"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGWINCH, "WINCH"),
+        (libc::SIGQUIT, "QUIT"),
+        (libc::SIGCONT, "CONT"),
+        (libc::SIGALRM, "ALRM"),
+        (libc::SIGPIPE, "PIPE"),
+        (libc::SIGTSTP, "TSTP"),
+        (libc::SIGRTMIN() + 2, "RTMIN+2"),
+    ] {
+        r.signal(sig);
+        r.wait_for(&msg(name));
+    }
+    r.signal(libc::SIGTERM);
+    let d = r.wait();
+    assert_eq!(d.event("signal")["stream"], "berth");
+}
+
+#[test]
+fn map_signal_rewrites_and_drops() {
+    let r = Berth::new()
+        .args(["--grace=1s", "--map-signal", "HUP:USR1", "--map-signal", "USR2:0"])
+        .app("sigprint", NO_EXIT)
+        .spawn();
+    r.wait_for(&msg("ready"));
+    r.signal(libc::SIGUSR2); // dropped
+    r.signal(libc::SIGHUP); // arrives as USR1
+    r.wait_for(&msg("USR1"));
+    r.signal(libc::SIGWINCH);
+    r.wait_for(&msg("WINCH"));
+    r.signal(libc::SIGTERM);
+    let d = r.wait();
+    let m = d.msgs("stdout");
+    assert_eq!(m, vec!["ready", "USR1", "WINCH", "TERM"], "USR2 must be dropped, HUP mapped");
+}
+
+#[test]
+fn stop_signal_replaces_term() {
+    let d = {
+        let r = Berth::new()
+            .args(["--stop-signal", "QUIT", "--grace=5s"])
+            .app("sigprint", &["--exit-on", "QUIT", "--code", "7"])
+            .spawn();
+        r.wait_for(&msg("ready"));
+        r.signal(libc::SIGTERM);
+        r.wait()
+    };
+    assert_eq!(d.code, 7);
+    assert_eq!(d.msgs("stdout"), vec!["ready", "QUIT"]);
+    let ev = d.event("signal");
+    assert_eq!(ev["received"], "TERM");
+    assert_eq!(ev["forwarded_as"], "QUIT");
+}
+
+#[test]
+fn signals_reach_the_whole_group_by_default() {
+    // sh does not forward signals; only group delivery reaches sigprint.
+    let sp = crate::util::example("sigprint").display().to_string();
+    let r = Berth::new()
+        .arg("--grace=2s")
+        .cmd("sh", &["-c", &format!("trap '' USR1; {sp} & wait")])
+        .spawn();
+    r.wait_for(&msg("ready"));
+    r.signal(libc::SIGUSR1);
+    r.wait_for(&msg("USR1"));
+    r.signal(libc::SIGTERM);
+    let d = r.wait();
+    assert!(d.msgs("stdout").contains(&"TERM".to_string()));
+}
+
+#[test]
+fn no_group_signals_the_app_alone() {
+    let sp = crate::util::example("sigprint").display().to_string();
+    let r = Berth::new()
+        .args(["--no-group", "--grace=1s"])
+        .cmd("sh", &["-c", &format!("trap 'echo sh-got-usr1' USR1; {sp} --exit-on none & while :; do wait; done")])
+        .spawn();
+    r.wait_for(&msg("ready"));
+    r.signal(libc::SIGUSR1);
+    r.wait_for("sh-got-usr1");
+    r.signal(libc::SIGTERM);
+    let d = r.wait();
+    assert!(!d.msgs("stdout").contains(&"USR1".to_string()), "{:?}", d.msgs("stdout"));
+}
+
+#[test]
+fn signal_reaches_an_app_that_left_its_group() {
+    // The app (A) forks B into a group of its own, joins B's group and
+    // execs sigprint: A's original group is empty, so berth must fall back
+    // to A's pid.
+    let sp = crate::util::example("sigprint").display().to_string();
+    let script = format!(
+        "import os, time\nr, w = os.pipe()\nb = os.fork()\nif b == 0:\n    os.setpgid(0, 0); os.write(w, b'x'); time.sleep(60); os._exit(0)\nos.read(r, 1)\nos.setpgid(0, b)\nos.execv('{sp}', ['{sp}'])\n"
+    );
+    let r = Berth::new().arg("--grace=2s").cmd("python3", &["-c", &script]).spawn();
+    r.wait_for(&msg("ready"));
+    r.signal(libc::SIGUSR1);
+    r.wait_for(&msg("USR1"));
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait().code, 0);
+}
+
+#[test]
+fn signal_sent_right_at_start_is_not_lost() {
+    // Whenever USR1 lands (before the fork, between fork and exec, after),
+    // sleep must die of it: 128 + 10. A lost signal would be exit 0.
+    for _ in 0..5 {
+        let r = Berth::new().arg("--log-format=plain").cmd("sleep", &["3"]).spawn();
+        r.signal(libc::SIGUSR1);
+        let d = r.wait();
+        assert_eq!(d.code, 138, "{:?}", d.stderr);
+    }
+}
+
+#[test]
+fn sigint_is_forwarded_and_starts_the_grace_period() {
+    let r = Berth::new().arg("--grace=1s").app("stubborn", &[]).spawn();
+    r.wait_for(&msg("ready"));
+    r.signal(libc::SIGINT);
+    let d = r.wait();
+    assert_eq!(d.code, 137);
+    assert_eq!(d.event("exit")["reason"], "grace_expired");
+}

@@ -1,0 +1,14 @@
+//! berth's integration tests: the real binary, as PID 1 of a fresh PID
+//! namespace or as a subreaper, driving the example apps in examples/.
+//! One module per concern; regression tests are named after their issue.
+
+mod util;
+
+
+mod cli;
+mod logs;
+mod reap;
+mod run;
+mod shutdown;
+mod signals;
+mod user;

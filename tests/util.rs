@@ -1,0 +1,385 @@
+//! The one test helper: runs the real berth binary, as PID 1 of a fresh PID
+//! namespace (`unshare --pid --fork --mount-proc`) or as a plain subreaper,
+//! with an example app, and reads its output back line by line.
+//!
+//! `Berth::new().arg("--grace=1s").app("stubborn", &[]).spawn()`.
+//! Synchronise on lines (`wait_for`), never on sleeps; every wait has a
+//! generous upper bound and panics past it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub const LONG: Duration = Duration::from_secs(20);
+
+/// The berth under test: `BERTH_BIN` (the static release binary the test
+/// script builds), else cargo's build of this package.
+pub fn berth_bin() -> PathBuf {
+    match std::env::var_os("BERTH_TEST_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_berth")),
+    }
+}
+
+/// An example app built next to the test binary (target/<profile>/examples).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let p = profile_dir.join("examples").join(name);
+    assert!(p.exists(), "example {name} not built at {}: run `cargo build --examples` (the test script does)", p.display());
+    p
+}
+
+/// Lines read from a pipe by a thread, waitable.
+#[derive(Clone, Default)]
+pub struct Lines {
+    inner: Arc<(Mutex<(Vec<String>, bool)>, Condvar)>,
+}
+
+impl Lines {
+    fn collect(self, r: impl Read + Send + 'static) {
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(r);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+                        let (m, c) = &*self.inner;
+                        m.lock().unwrap().0.push(line);
+                        c.notify_all();
+                    }
+                }
+            }
+            let (m, c) = &*self.inner;
+            m.lock().unwrap().1 = true;
+            c.notify_all();
+        });
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.inner.0.lock().unwrap().0.clone()
+    }
+
+    /// Waits until a line satisfies `pred`; returns it.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + LONG;
+        let (m, c) = &*self.inner;
+        let mut g = m.lock().unwrap();
+        loop {
+            if let Some(l) = g.0.iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            if g.1 || now >= deadline {
+                panic!("no line {what} (closed: {}); got:\n{}", g.1, g.0.join("\n"));
+            }
+            g = c.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    fn wait_closed(&self, deadline: Instant) {
+        let (m, c) = &*self.inner;
+        let mut g = m.lock().unwrap();
+        while !g.1 && Instant::now() < deadline {
+            g = c.wait_timeout(g, Duration::from_millis(50)).unwrap().0;
+        }
+    }
+}
+
+pub struct Berth {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    remove_env: Vec<String>,
+    pid1: bool,
+    stdout_null: bool,
+    /// (content, path) bind-mounted over a file inside the namespace.
+    binds: Vec<(PathBuf, String)>,
+}
+
+pub struct Running {
+    child: Child,
+    pub pid1: bool,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    started: Instant,
+}
+
+#[derive(Debug)]
+pub struct Done {
+    pub code: i32,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Done {
+    /// stdout lines parsed as JSON (panics on a line that is not JSON).
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+            .collect()
+    }
+
+    /// The `msg` of every app line on `stream`.
+    pub fn msgs(&self, stream: &str) -> Vec<String> {
+        self.json()
+            .into_iter()
+            .filter(|v| v["stream"] == stream)
+            .map(|v| v["msg"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// berth's own event named `event`.
+    pub fn event(&self, event: &str) -> serde_json::Value {
+        self.json()
+            .into_iter()
+            .find(|v| v["stream"] == "berth" && v["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} event in {:#?}", self.stdout))
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.join("\n")
+    }
+}
+
+impl Default for Berth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Berth {
+    pub fn new() -> Berth {
+        Berth {
+            args: Vec::new(),
+            env: Vec::new(),
+            remove_env: Vec::new(),
+            pid1: true,
+            stdout_null: false,
+            binds: Vec::new(),
+        }
+    }
+
+    /// Replaces `path` (e.g. /etc/passwd) with `content` inside berth's
+    /// mount namespace (PID 1 mode only): a bind mount, then exec berth.
+    pub fn file(mut self, path: &str, content: &[u8]) -> Self {
+        assert!(self.pid1, "file() needs the namespace of PID 1 mode");
+        let dir = std::env::temp_dir().join(format!(
+            "berth-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("file");
+        std::fs::write(&f, content).unwrap();
+        self.binds.push((f, path.to_string()));
+        self
+    }
+
+    /// Run berth as an ordinary process (subreaper), not PID 1.
+    pub fn not_pid1(mut self) -> Self {
+        self.pid1 = false;
+        self
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<S: Into<String>>(mut self, a: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.remove_env.push(k.into());
+        self
+    }
+
+    pub fn stdout_null(mut self) -> Self {
+        self.stdout_null = true;
+        self
+    }
+
+    /// `-- <example app> args...`
+    pub fn app(self, name: &str, args: &[&str]) -> Self {
+        let p = example(name).display().to_string();
+        self.arg("--").arg(p).args(args.iter().copied())
+    }
+
+    /// `-- COMMAND args...` for a command on PATH.
+    pub fn cmd(self, cmd: &str, args: &[&str]) -> Self {
+        self.arg("--").arg(cmd).args(args.iter().copied())
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = if self.pid1 && !self.binds.is_empty() {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c"]);
+            let mut script = String::new();
+            for (i, (_, dst)) in self.binds.iter().enumerate() {
+                script.push_str(&format!("mount --bind \"$B{i}\" '{dst}' || exit 99; "));
+            }
+            script.push_str("exec \"$@\"");
+            c.arg(script).arg("sh").arg(berth_bin());
+            for (i, (src, _)) in self.binds.iter().enumerate() {
+                c.env(format!("B{i}"), src);
+            }
+            c
+        } else if self.pid1 {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+            c.arg(berth_bin());
+            c
+        } else {
+            Command::new(berth_bin())
+        };
+        c.args(&self.args);
+        for k in &self.remove_env {
+            c.env_remove(k);
+        }
+        // The test runner's own BERTH_* would be typos to berth.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BERTH_") {
+                c.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::null());
+        c.stdout(if self.stdout_null { Stdio::null() } else { Stdio::piped() });
+        c.stderr(Stdio::piped());
+        c
+    }
+
+    pub fn spawn(self) -> Running {
+        let mut child = self.command().spawn().expect("spawn berth (is unshare installed?)");
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        if let Some(o) = child.stdout.take() {
+            stdout.clone().collect(o);
+        }
+        stderr.clone().collect(child.stderr.take().unwrap());
+        Running {
+            child,
+            pid1: self.pid1,
+            stdout,
+            stderr,
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs to the end.
+    pub fn run(self) -> Done {
+        self.spawn().wait()
+    }
+}
+
+impl Running {
+    /// berth's pid as seen from the test (the child of unshare as PID 1).
+    pub fn berth_pid(&self) -> i32 {
+        let outer = self.child.id() as i32;
+        if !self.pid1 {
+            return outer;
+        }
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Some(p) = children_of(outer).first() {
+                return *p;
+            }
+            assert!(Instant::now() < deadline, "unshare started no child: cannot get a PID namespace");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.berth_pid();
+        // SAFETY: kill with integers.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+
+    /// Waits for a stdout line containing `needle`.
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.stdout.wait_for(needle, |l| l.contains(needle))
+    }
+
+    pub fn wait(mut self) -> Done {
+        let deadline = Instant::now() + LONG * 3;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "berth did not exit in time; stdout:\n{}\nstderr:\n{}",
+                    self.stdout.snapshot().join("\n"),
+                    self.stderr.snapshot().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = self.started.elapsed();
+        let d = Instant::now() + LONG;
+        self.stdout.wait_closed(d);
+        self.stderr.wait_closed(d);
+        Done {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.snapshot(),
+            stderr: self.stderr.snapshot(),
+            elapsed,
+        }
+    }
+}
+
+/// Children of `pid` per /proc (any thread's children file).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Every descendant of `pid`.
+pub fn descendants_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for c in children_of(p) {
+            out.push(c);
+            frontier.push(c);
+        }
+    }
+    out
+}
+
+/// Process state letter (R, S, Z, …) of a host pid.
+pub fn state_of(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &s[s.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
