@@ -3,8 +3,8 @@
 fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
-    println!("cargo:rerun-if-env-changed=BERTH_GIT_COMMIT");
-    let commit = std::env::var("BERTH_GIT_COMMIT").ok().or_else(|| {
+    println!("cargo:rerun-if-env-changed=GIT_COMMIT_ID");
+    let commit = std::env::var("GIT_COMMIT_ID").ok().or_else(|| {
         let out = std::process::Command::new("git")
             .args(["rev-parse", "--short=12", "HEAD"])
             .output()
@@ -14,6 +14,6 @@ fn main() {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     });
     if let Some(c) = commit {
-        println!("cargo:rustc-env=BERTH_GIT_COMMIT={c}");
+        println!("cargo:rustc-env=GIT_COMMIT_ID={c}");
     }
 }

@@ -23,7 +23,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use std::{env, process, thread};
 
-const USAGE: &str = "usage: httpd [--port N (default 8080; 0 = any)] [--addr IP (default 127.0.0.1)] \
+const USAGE: &str =
+    "usage: httpd [--port N (default 8080; 0 = any)] [--addr IP (default 127.0.0.1)] \
 [--on-term stop|finish] [--delay-ms N] [--file-health PATH]";
 
 /// How often idle loops look at the SIGTERM flag.

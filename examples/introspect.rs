@@ -13,10 +13,19 @@ fn status_field(status: &str, key: &str) -> String {
 }
 
 fn rlimit(res: i32) -> String {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into `r`.
     unsafe { libc::getrlimit(res as _, &mut r) };
-    let f = |v: u64| if v == libc::RLIM_INFINITY { "\"unlimited\"".to_string() } else { v.to_string() };
+    let f = |v: u64| {
+        if v == libc::RLIM_INFINITY {
+            "\"unlimited\"".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     format!("[{},{}]", f(r.rlim_cur), f(r.rlim_max))
 }
 
@@ -49,7 +58,13 @@ fn main() {
         .collect();
     // SAFETY: plain getters.
     let (uid, gid, pid, ppid, pgid) = unsafe {
-        (libc::getuid(), libc::getgid(), libc::getpid(), libc::getppid(), libc::getpgrp())
+        (
+            libc::getuid(),
+            libc::getgid(),
+            libc::getpid(),
+            libc::getppid(),
+            libc::getpgrp(),
+        )
     };
     let groups = status_field(&status, "Groups:");
     let groups: Vec<&str> = groups.split_whitespace().collect();

@@ -21,7 +21,11 @@ fn main() {
     match mode {
         "lines" => {
             for i in 0..n {
-                let (w, tag): (&mut dyn Write, &str) = if i % 2 == 0 { (&mut out, "out") } else { (&mut err, "err") };
+                let (w, tag): (&mut dyn Write, &str) = if i % 2 == 0 {
+                    (&mut out, "out")
+                } else {
+                    (&mut err, "err")
+                };
                 let head = format!("{tag} {i} ");
                 let pad = width.saturating_sub(head.len() + 1);
                 w.write_all(head.as_bytes()).unwrap();
@@ -50,7 +54,8 @@ fn main() {
             out.write_all(b"bad \xff\xfe utf8\n").unwrap();
             out.write_all(b"ctl \x01\x1b[31m tab\there\n").unwrap();
             out.write_all(b"crlf line\r\n").unwrap();
-            out.write_all(b"{\"level\":\"error\",\"trace_id\":\"abc\",\"msg\":\"boom\"}\n").unwrap();
+            out.write_all(b"{\"level\":\"error\",\"trace_id\":\"abc\",\"msg\":\"boom\"}\n")
+                .unwrap();
             out.write_all(b"unterminated").unwrap();
         }
         m => panic!("spew: unknown mode {m}"),

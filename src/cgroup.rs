@@ -78,11 +78,13 @@ pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
         .find_map(|d| read(d.join("memory.limit_in_bytes")))
         .and_then(|s| parse_memory_max(&s));
     let cpu_limit = ["cpu", "cpu,cpuacct"].iter().find_map(|c| {
-        candidates(root, proc_cgroup, Some(c)).into_iter().find_map(|d| {
-            let quota: i64 = read(d.join("cpu.cfs_quota_us"))?.trim().parse().ok()?;
-            let period: u64 = read(d.join("cpu.cfs_period_us"))?.trim().parse().ok()?;
-            Some((quota > 0 && period > 0).then(|| quota as f64 / period as f64))
-        })
+        candidates(root, proc_cgroup, Some(c))
+            .into_iter()
+            .find_map(|d| {
+                let quota: i64 = read(d.join("cpu.cfs_quota_us"))?.trim().parse().ok()?;
+                let period: u64 = read(d.join("cpu.cfs_period_us"))?.trim().parse().ok()?;
+                Some((quota > 0 && period > 0).then(|| quota as f64 / period as f64))
+            })
     });
     Limits {
         memory_limit_bytes,
@@ -118,7 +120,8 @@ pub fn parse_cpu_max(s: &str) -> Option<f64> {
 
 /// The `oom_kill N` line of memory.events / memory.oom_control.
 pub fn parse_oom_kill(s: &str) -> Option<u64> {
-    s.lines().find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+    s.lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -152,7 +155,13 @@ mod tests {
         std::fs::write(root.join("app/cpu.max"), "50000 100000\n").unwrap();
         std::fs::write(root.join("app/memory.events"), "oom_kill 3\n").unwrap();
         let l = read_limits_at(&root, "0::/app\n");
-        assert_eq!(l, Limits { memory_limit_bytes: Some(1 << 20), cpu_limit: Some(0.5) });
+        assert_eq!(
+            l,
+            Limits {
+                memory_limit_bytes: Some(1 << 20),
+                cpu_limit: Some(0.5)
+            }
+        );
         assert_eq!(oom_kill_count_at(&root, "0::/app\n"), Some(3));
         std::fs::write(root.join("memory.max"), "max\n").unwrap();
         assert_eq!(read_limits_at(&root, "0::/\n").memory_limit_bytes, None);
@@ -167,13 +176,25 @@ mod tests {
         std::fs::write(root.join("cpu,cpuacct/cpu.cfs_quota_us"), "200000\n").unwrap();
         std::fs::write(root.join("cpu,cpuacct/cpu.cfs_period_us"), "100000\n").unwrap();
         let l = read_limits_at(&root, "5:memory:/\n4:cpu,cpuacct:/\n");
-        assert_eq!(l, Limits { memory_limit_bytes: Some(2 << 20), cpu_limit: Some(2.0) });
+        assert_eq!(
+            l,
+            Limits {
+                memory_limit_bytes: Some(2 << 20),
+                cpu_limit: Some(2.0)
+            }
+        );
     }
 
     #[test]
     fn nothing_readable_is_no_limit() {
         let root = tmp("none");
-        assert_eq!(read_limits_at(&root, ""), Limits { memory_limit_bytes: None, cpu_limit: None });
+        assert_eq!(
+            read_limits_at(&root, ""),
+            Limits {
+                memory_limit_bytes: None,
+                cpu_limit: None
+            }
+        );
         assert_eq!(oom_kill_count_at(&root, ""), None);
     }
 }

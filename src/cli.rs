@@ -15,7 +15,7 @@ use crate::error::Error;
 
 /// What the user asked for.
 pub enum Invocation {
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     Probe(ProbeArgs),
     Status(StatusArgs),
     /// `--help` / `--version`: the text to print on stdout, exit 0.
@@ -118,7 +118,7 @@ Also: berth probe TARGET (health probe), berth status [--ready] (ask a running b
 
 /// The exact build: crate version plus the git commit baked in by build.rs.
 pub fn version() -> String {
-    match option_env!("BERTH_GIT_COMMIT") {
+    match option_env!("GIT_COMMIT_ID") {
         Some(c) if !c.is_empty() => format!("berth {} ({c})", env!("CARGO_PKG_VERSION")),
         _ => format!("berth {}", env!("CARGO_PKG_VERSION")),
     }
@@ -163,13 +163,32 @@ fn run_command() -> Command {
 fn probe_command() -> Command {
     Command::new("berth probe")
         .about("One health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.")
-        .override_usage("berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH or tcp://HOST:PORT)")
+        .override_usage(
+            "berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH or tcp://HOST:PORT)",
+        )
         .disable_version_flag(true)
         .args_override_self(true)
         .arg(Arg::new("target").value_name("TARGET").required(true))
-        .arg(Arg::new("timeout").long("timeout").value_name("DURATION").help("Covers resolve + connect + response [default: 3s]"))
-        .arg(Arg::new("header").long("header").value_name("NAME: VALUE").action(ArgAction::Append).help("Extra request header"))
-        .arg(Arg::new("expect-status").long("expect-status").value_name("CODE").action(ArgAction::Append).help("Healthy status codes (replaces the 2xx/3xx rule)"))
+        .arg(
+            Arg::new("timeout")
+                .long("timeout")
+                .value_name("DURATION")
+                .help("Covers resolve + connect + response [default: 3s]"),
+        )
+        .arg(
+            Arg::new("header")
+                .long("header")
+                .value_name("NAME: VALUE")
+                .action(ArgAction::Append)
+                .help("Extra request header"),
+        )
+        .arg(
+            Arg::new("expect-status")
+                .long("expect-status")
+                .value_name("CODE")
+                .action(ArgAction::Append)
+                .help("Healthy status codes (replaces the 2xx/3xx rule)"),
+        )
 }
 
 fn status_command() -> Command {
@@ -201,17 +220,29 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
     for &(long, _, _, kind, _) in RUN_OPTIONS {
         let on_command_line = m.value_source(long) == Some(ValueSource::CommandLine);
         let var = env_name(long);
-        let env_value = from_env.iter().find(|(k, _)| *k == var).map(|(_, v)| v.as_str());
+        let env_value = from_env
+            .iter()
+            .find(|(k, _)| *k == var)
+            .map(|(_, v)| v.as_str());
         let values: Vec<String> = if on_command_line {
             strings(&m, long, kind)
         } else if let Some(v) = env_value {
             match kind {
                 Kind::Switch => {
-                    let on = crate::parse::switch(v).map_err(|e| Error::config(format!("{var}: {e}")))?;
-                    if on { vec![String::new()] } else { vec![] }
+                    let on = crate::parse::switch(v)
+                        .map_err(|e| Error::config(format!("{var}: {e}")))?;
+                    if on {
+                        vec![String::new()]
+                    } else {
+                        vec![]
+                    }
                 }
                 Kind::Value => vec![v.to_string()],
-                Kind::Repeat => v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                Kind::Repeat => v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             }
         } else {
             vec![]
@@ -227,7 +258,7 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
             "no COMMAND given: usage: berth [OPTIONS] [--] COMMAND [ARG...] (berth --help)",
         ));
     }
-    Ok(Invocation::Run(args))
+    Ok(Invocation::Run(Box::new(args)))
 }
 
 /// The `BERTH_*` variables, checked: an unknown name is a typo (125).
@@ -378,7 +409,7 @@ mod tests {
 
     fn run(argv: &[&str], e: &[(&str, &str)]) -> RunArgs {
         match parse(os(argv), &env(e)) {
-            Ok(Invocation::Run(a)) => a,
+            Ok(Invocation::Run(a)) => *a,
             Ok(_) => panic!("not a run"),
             Err(e) => panic!("error: {}", e.message()),
         }
@@ -386,7 +417,10 @@ mod tests {
 
     #[test]
     fn command_after_double_dash_and_trailing_args_kept() {
-        let a = run(&["berth", "--grace", "1s", "--", "sh", "-c", "echo --grace"], &[]);
+        let a = run(
+            &["berth", "--grace", "1s", "--", "sh", "-c", "echo --grace"],
+            &[],
+        );
         assert_eq!(a.grace.as_deref(), Some("1s"));
         assert_eq!(a.command, os(&["sh", "-c", "echo --grace"]));
     }
@@ -412,7 +446,11 @@ mod tests {
     fn env_repeatable_is_comma_separated_and_switch_words() {
         let a = run(
             &["berth", "true"],
-            &[("BERTH_SUCCESS_EXIT", "143,130"), ("BERTH_NO_GROUP", "yes"), ("BERTH_KEEP_ROOT", "0")],
+            &[
+                ("BERTH_SUCCESS_EXIT", "143,130"),
+                ("BERTH_NO_GROUP", "yes"),
+                ("BERTH_KEEP_ROOT", "0"),
+            ],
         );
         assert_eq!(a.success_exit, vec!["143", "130"]);
         assert!(a.no_group);
@@ -422,7 +460,14 @@ mod tests {
     #[test]
     fn repeated_flag_accumulates_and_replaces_env() {
         let a = run(
-            &["berth", "--map-signal", "HUP:USR1", "--map-signal", "USR2:0", "true"],
+            &[
+                "berth",
+                "--map-signal",
+                "HUP:USR1",
+                "--map-signal",
+                "USR2:0",
+                "true",
+            ],
             &[("BERTH_MAP_SIGNAL", "INT:TERM")],
         );
         assert_eq!(a.map_signal, vec!["HUP:USR1", "USR2:0"]);
@@ -430,34 +475,58 @@ mod tests {
 
     #[test]
     fn unknown_berth_variable_is_125() {
-        let e = parse(os(&["berth", "true"]), &env(&[("BERTH_GRACEE", "1s")])).err().unwrap();
+        let e = parse(os(&["berth", "true"]), &env(&[("BERTH_GRACEE", "1s")]))
+            .err()
+            .unwrap();
         assert_eq!(e.exit_code(), 125);
         assert!(e.message().contains("BERTH_GRACEE"));
     }
 
     #[test]
     fn bad_switch_value_is_125() {
-        let e = parse(os(&["berth", "true"]), &env(&[("BERTH_NO_GROUP", "maybe")])).err().unwrap();
+        let e = parse(os(&["berth", "true"]), &env(&[("BERTH_NO_GROUP", "maybe")]))
+            .err()
+            .unwrap();
         assert_eq!(e.exit_code(), 125);
     }
 
     #[test]
     fn unknown_flag_and_missing_command_are_usage_errors() {
-        assert_eq!(parse(os(&["berth", "--bogus", "true"]), &[]).err().unwrap().exit_code(), 2);
+        assert_eq!(
+            parse(os(&["berth", "--bogus", "true"]), &[])
+                .err()
+                .unwrap()
+                .exit_code(),
+            2
+        );
         assert_eq!(parse(os(&["berth"]), &[]).err().unwrap().exit_code(), 2);
-        assert_eq!(parse(os(&["berth", "--grace"]), &[]).err().unwrap().exit_code(), 2);
+        assert_eq!(
+            parse(os(&["berth", "--grace"]), &[])
+                .err()
+                .unwrap()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]
     fn help_and_version_print() {
-        assert!(matches!(parse(os(&["berth", "--help"]), &[]), Ok(Invocation::Print(t)) if t.contains("--grace")));
-        assert!(matches!(parse(os(&["berth", "--version"]), &[]), Ok(Invocation::Print(t)) if t.starts_with("berth ")));
+        assert!(
+            matches!(parse(os(&["berth", "--help"]), &[]), Ok(Invocation::Print(t)) if t.contains("--grace"))
+        );
+        assert!(
+            matches!(parse(os(&["berth", "--version"]), &[]), Ok(Invocation::Print(t)) if t.starts_with("berth "))
+        );
     }
 
     #[test]
     fn subcommands_dispatch_and_double_dash_runs_a_command_named_probe() {
-        assert!(matches!(parse(os(&["berth", "probe", "tcp://x:1"]), &[]), Ok(Invocation::Probe(p)) if p.target == "tcp://x:1"));
-        assert!(matches!(parse(os(&["berth", "status", "--ready"]), &[]), Ok(Invocation::Status(s)) if s.ready));
+        assert!(
+            matches!(parse(os(&["berth", "probe", "tcp://x:1"]), &[]), Ok(Invocation::Probe(p)) if p.target == "tcp://x:1")
+        );
+        assert!(
+            matches!(parse(os(&["berth", "status", "--ready"]), &[]), Ok(Invocation::Status(s)) if s.ready)
+        );
         let a = run(&["berth", "--", "probe"], &[]);
         assert_eq!(a.command, os(&["probe"]));
     }

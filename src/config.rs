@@ -130,7 +130,10 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         }
     };
     if a.require_non_root {
-        let uid = identity.as_ref().map(|i| i.uid).unwrap_or_else(|| nix::unistd::getuid().as_raw());
+        let uid = identity
+            .as_ref()
+            .map(|i| i.uid)
+            .unwrap_or_else(|| nix::unistd::getuid().as_raw());
         if uid == 0 {
             return Err(Error::config(
                 "--require-non-root: the app would run as uid 0; give --user USER (or BERTH_USER)",
@@ -143,10 +146,17 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
     let on_unhealthy_exit = match a.on_unhealthy.as_deref() {
         None | Some("log") => false,
         Some("exit") => true,
-        Some(o) => return Err(bad("on-unhealthy", format!("\"{o}\": expected log or exit"))),
+        Some(o) => {
+            return Err(bad(
+                "on-unhealthy",
+                format!("\"{o}\": expected log or exit"),
+            ))
+        }
     };
     if a.status_listen.is_some() {
-        return Err(Error::config("--status-listen is not available in this build yet"));
+        return Err(Error::config(
+            "--status-listen is not available in this build yet",
+        ));
     }
     Ok(Config {
         command: a.command.clone(),
@@ -181,7 +191,12 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
         }
         Some("json") => LogMode::Json,
         Some("plain") => LogMode::Plain,
-        Some(o) => return Err(bad("log-format", format!("\"{o}\": expected auto, json or plain"))),
+        Some(o) => {
+            return Err(bad(
+                "log-format",
+                format!("\"{o}\": expected auto, json or plain"),
+            ))
+        }
     };
     let service = match &a.service {
         Some(s) => s.clone(),
@@ -218,12 +233,19 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
         None | Some("default") => KeyStyle::Default,
         Some("gcp") => KeyStyle::Gcp,
         Some("ecs") => KeyStyle::Ecs,
-        Some(o) => return Err(bad("log-keys", format!("\"{o}\": expected default, gcp or ecs"))),
+        Some(o) => {
+            return Err(bad(
+                "log-keys",
+                format!("\"{o}\": expected default, gcp or ecs"),
+            ))
+        }
     };
     let multiline = match a.log_multiline.as_deref() {
         None => false,
         Some("indent") => {
-            return Err(Error::config("--log-multiline is not available in this build yet"))
+            return Err(Error::config(
+                "--log-multiline is not available in this build yet",
+            ))
         }
         Some(o) => return Err(bad("log-multiline", format!("\"{o}\": expected indent"))),
     };
@@ -255,9 +277,17 @@ fn health_config(a: &RunArgs) -> Result<Option<HealthConfig>, Error> {
         return Ok(None);
     };
     let target = parse_target(t).map_err(|e| Error::config(format!("--health {e}")))?;
-    let interval = duration("health-interval", &a.health_interval, Duration::from_secs(10))?;
+    let interval = duration(
+        "health-interval",
+        &a.health_interval,
+        Duration::from_secs(10),
+    )?;
     let timeout = duration("health-timeout", &a.health_timeout, Duration::from_secs(3))?;
-    let start_period = duration("health-start-period", &a.health_start_period, Duration::ZERO)?;
+    let start_period = duration(
+        "health-start-period",
+        &a.health_start_period,
+        Duration::ZERO,
+    )?;
     let start_interval = duration("health-start-interval", &a.health_start_interval, interval)?;
     if interval.is_zero() || start_interval.is_zero() || timeout.is_zero() {
         return Err(Error::config(
@@ -268,7 +298,12 @@ fn health_config(a: &RunArgs) -> Result<Option<HealthConfig>, Error> {
         None => 3,
         Some(s) => match s.trim().parse::<u32>() {
             Ok(n) if n >= 1 => n,
-            _ => return Err(bad("health-retries", format!("\"{s}\": expected a number ≥ 1"))),
+            _ => {
+                return Err(bad(
+                    "health-retries",
+                    format!("\"{s}\": expected a number ≥ 1"),
+                ))
+            }
         },
     };
     Ok(Some(HealthConfig {
@@ -314,13 +349,17 @@ mod tests {
 
     #[test]
     fn auto_is_plain_on_a_terminal() {
-        let f = Facts { stdout_is_tty: true, ..facts() };
+        let f = Facts {
+            stdout_is_tty: true,
+            ..facts()
+        };
         assert_eq!(build(&args(&["x"]), &f).unwrap().log.mode, LogMode::Plain);
     }
 
     #[test]
     fn bad_values_are_125_and_name_the_option() {
-        let cases: Vec<(fn(&mut RunArgs), &str)> = vec![
+        type Setter = fn(&mut RunArgs);
+        let cases: Vec<(Setter, &str)> = vec![
             (|a| a.grace = Some("10x".into()), "--grace"),
             (|a| a.stop_signal = Some("NOPE".into()), "--stop-signal"),
             (|a| a.map_signal = vec!["HUP".into()], "--map-signal"),
@@ -335,7 +374,9 @@ mod tests {
         for (set, name) in cases {
             let mut a = args(&["x"]);
             set(&mut a);
-            let e = build(&a, &facts()).err().unwrap_or_else(|| panic!("{name} accepted"));
+            let e = build(&a, &facts())
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
             assert_eq!(e.exit_code(), 125, "{name}");
             assert!(e.message().contains(name), "{name}: {}", e.message());
         }

@@ -115,14 +115,20 @@ mod tests {
     #[test]
     fn every_signal_is_128_plus_n() {
         for sig in 1..=64 {
-            assert_eq!(app_exit_code(AppEnd::Signaled(sig), &[], false), 128 + sig as u8);
+            assert_eq!(
+                app_exit_code(AppEnd::Signaled(sig), &[], false),
+                128 + sig as u8
+            );
         }
     }
 
     #[test]
     fn success_exit_rewrites_only_real_statuses() {
         for code in 0..=255u8 {
-            assert_eq!(app_exit_code(AppEnd::Exited(code as i32), &[code], false), 0);
+            assert_eq!(
+                app_exit_code(AppEnd::Exited(code as i32), &[code], false),
+                0
+            );
         }
         // 143 as a real status is success; SIGTERM death (also 143) is not.
         assert_eq!(app_exit_code(AppEnd::Exited(143), &[143], false), 0);

@@ -114,9 +114,13 @@ impl Supervisor {
 
         let signals =
             sys::SignalFd::new(&sys::berth_signal_set()).map_err(|e| setup_err("signalfd", e))?;
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| setup_err("epoll", e))?;
+        let epoll =
+            Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| setup_err("epoll", e))?;
         epoll
-            .add(sys::borrow_fd(signals.fd()), EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNALS))
+            .add(
+                sys::borrow_fd(signals.fd()),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNALS),
+            )
             .map_err(|e| setup_err("epoll_ctl", e))?;
 
         let encoder = Encoder::new(
@@ -130,7 +134,10 @@ impl Supervisor {
         let out = if json { Out::new(1) } else { Out::unused(1) };
 
         // Who the app runs as, and whether berth may make it so.
-        let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         let own_groups: Vec<u32> = nix::unistd::getgroups()
             .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
             .unwrap_or_default();
@@ -139,13 +146,19 @@ impl Supervisor {
             warnings.extend(id.warnings.iter().cloned());
             if privs::needs_switch(id, uid, gid, &own_groups) {
                 let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-                privs::check_can_switch(id, nix::unistd::geteuid().as_raw(), privs::effective_caps(&status))?;
+                privs::check_can_switch(
+                    id,
+                    nix::unistd::geteuid().as_raw(),
+                    privs::effective_caps(&status),
+                )?;
                 switching = true;
             }
         }
         if !cfg.chown.is_empty() {
             let Some(id) = &cfg.identity else {
-                return Err(Error::config("--chown needs --user: whose should the files become?"));
+                return Err(Error::config(
+                    "--chown needs --user: whose should the files become?",
+                ));
             };
             for p in &cfg.chown {
                 privs::chown_tree(p, id.uid, id.gid)?;
@@ -187,7 +200,10 @@ impl Supervisor {
         let status = StatusServer::bind(own_pid).ok();
         if let Some(s) = &status {
             epoll
-                .add(sys::borrow_fd(s.fd()), EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS))
+                .add(
+                    sys::borrow_fd(s.fd()),
+                    EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS),
+                )
                 .map_err(|e| setup_err("epoll_ctl", e))?;
         }
 
@@ -224,9 +240,17 @@ impl Supervisor {
             .map(|i| (i.uid, i.gid))
             .unwrap_or((uid, gid));
         if switching && app_uid != 0 && !s.cfg.keep_root {
-            let id = s.cfg.identity.as_ref().map(|i| i.groups.clone()).unwrap_or_default();
+            let id = s
+                .cfg
+                .identity
+                .as_ref()
+                .map(|i| i.groups.clone())
+                .unwrap_or_default();
             if let Err((step, e)) = sys::drop_own_privileges(app_uid, app_gid, &id) {
-                warnings.push(format!("berth could not drop its own root ({step}: {})", e.desc()));
+                warnings.push(format!(
+                    "berth could not drop its own root ({step}: {})",
+                    e.desc()
+                ));
             }
         }
         let limits = cgroup::read_limits();
@@ -243,7 +267,9 @@ impl Supervisor {
             },
         );
         if app_uid == 0 {
-            warnings.push("the app runs as root (uid 0): give --user to run it as a non-root user".into());
+            warnings.push(
+                "the app runs as root (uid 0): give --user to run it as a non-root user".into(),
+            );
         }
         if limits.memory_limit_bytes.is_none() {
             warnings.push("no memory limit is set for this container (docker run --memory, or resources.limits.memory)".into());
@@ -272,7 +298,8 @@ impl Supervisor {
                 Err(Errno::EINTR) => 0,
                 Err(e) => {
                     // Cannot happen with valid arguments; do not spin.
-                    self.events.warn(&mut self.out, &format!("epoll_wait failed: {}", e.desc()));
+                    self.events
+                        .warn(&mut self.out, &format!("epoll_wait failed: {}", e.desc()));
                     std::thread::sleep(Duration::from_millis(10));
                     0
                 }
@@ -363,7 +390,8 @@ impl Supervisor {
                     }
                 }
                 Action::ForwardReceived => {
-                    if let (Some(to), None) = (self.cfg.signal_map.map(libc::SIGINT), self.app_end) {
+                    if let (Some(to), None) = (self.cfg.signal_map.map(libc::SIGINT), self.app_end)
+                    {
                         reap::signal_app(self.app, to, self.cfg.whole_group);
                     }
                 }
@@ -421,7 +449,9 @@ impl Supervisor {
     }
 
     fn on_probe_end(&mut self, end: AppEnd) {
-        let Some(m) = self.monitor.as_mut() else { return };
+        let Some(m) = self.monitor.as_mut() else {
+            return;
+        };
         match m.on_probe_exit(end, Instant::now()) {
             Verdict::Unchanged => {}
             Verdict::Changed { state, detail } => {
@@ -438,10 +468,23 @@ impl Supervisor {
         Snapshot {
             pid: self.own_pid.as_raw() as u32,
             app_pid: self.app.as_raw() as u32,
-            app_uid: self.cfg.identity.as_ref().map(|i| i.uid).unwrap_or_else(|| nix::unistd::getuid().as_raw()),
+            app_uid: self
+                .cfg
+                .identity
+                .as_ref()
+                .map(|i| i.uid)
+                .unwrap_or_else(|| nix::unistd::getuid().as_raw()),
             uptime_s: self.started.elapsed().as_secs_f64(),
-            health: self.monitor.as_ref().map(|m| m.state_name()).unwrap_or("none"),
-            passed_once: self.monitor.as_ref().map(|m| m.passed_once()).unwrap_or(true),
+            health: self
+                .monitor
+                .as_ref()
+                .map(|m| m.state_name())
+                .unwrap_or("none"),
+            passed_once: self
+                .monitor
+                .as_ref()
+                .map(|m| m.passed_once())
+                .unwrap_or(true),
             draining: self.shutdown.stopping(),
             running: self.app_end.is_none(),
         }
@@ -456,11 +499,14 @@ impl Supervisor {
 
     /// Reads one chunk from an app pipe and encodes its lines.
     fn read_pipe(&mut self, token: u64) {
-        let Some(i) = self.pipes.iter().position(|p| p.token == token) else { return };
+        let Some(i) = self.pipes.iter().position(|p| p.token == token) else {
+            return;
+        };
         let pipe = &mut self.pipes[i];
         match sys::read(pipe.fd.as_raw_fd(), &mut self.read_buf) {
             Ok(0) => {
-                pipe.lines.finish(self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+                pipe.lines
+                    .finish(self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
                 let _ = self.epoll.delete(pipe.fd.as_fd());
                 self.pipes.remove(i);
             }
@@ -468,8 +514,12 @@ impl Supervisor {
                 if self.out.broken() {
                     return; // stdout is gone: read and discard, so the app never blocks.
                 }
-                pipe.lines
-                    .push(&self.read_buf[..n], self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+                pipe.lines.push(
+                    &self.read_buf[..n],
+                    self.events.encoder(),
+                    &Timestamp::now(),
+                    &mut self.out.buf,
+                );
             }
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(_) => {
@@ -490,7 +540,9 @@ impl Supervisor {
         if want_out != self.out_polled {
             let fd = sys::borrow_fd(self.out.fd());
             if want_out {
-                let _ = self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLOUT, TOKEN_OUT));
+                let _ = self
+                    .epoll
+                    .add(fd, EpollEvent::new(EpollFlags::EPOLLOUT, TOKEN_OUT));
             } else {
                 let _ = self.epoll.delete(fd);
             }
@@ -502,7 +554,9 @@ impl Supervisor {
                 let _ = self.epoll.delete(p.fd.as_fd());
                 p.polled = false;
             } else if !p.polled && pending < LOW_WATER {
-                let _ = self.epoll.add(p.fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, p.token));
+                let _ = self
+                    .epoll
+                    .add(p.fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, p.token));
                 p.polled = true;
             }
         }
@@ -517,7 +571,12 @@ impl Supervisor {
                     Ok(0) => break,
                     Ok(n) => {
                         if !self.out.broken() {
-                            p.lines.push(&self.read_buf[..n], self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+                            p.lines.push(
+                                &self.read_buf[..n],
+                                self.events.encoder(),
+                                &Timestamp::now(),
+                                &mut self.out.buf,
+                            );
                         }
                         if self.out.pending() > HIGH_WATER {
                             self.out.flush_all();
@@ -529,7 +588,8 @@ impl Supervisor {
                     Err(_) => break,
                 }
             }
-            p.lines.finish(self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
+            p.lines
+                .finish(self.events.encoder(), &Timestamp::now(), &mut self.out.buf);
         }
         let end = self.app_end.unwrap_or(AppEnd::Exited(0));
         let unhealthy = self.shutdown.cause() == StopCause::Unhealthy;

@@ -56,8 +56,14 @@ pub fn main() -> u8 {
             run_status(&s)
         }
         Invocation::Run(args) => {
-            let passwd = args.user.as_ref().and_then(|_| std::fs::read("/etc/passwd").ok());
-            let group = args.user.as_ref().and_then(|_| std::fs::read("/etc/group").ok());
+            let passwd = args
+                .user
+                .as_ref()
+                .and_then(|_| std::fs::read("/etc/passwd").ok());
+            let group = args
+                .user
+                .as_ref()
+                .and_then(|_| std::fs::read("/etc/group").ok());
             let facts = config::Facts {
                 stdout_is_tty: sys::isatty(1),
                 passwd: passwd.as_deref(),
@@ -101,7 +107,11 @@ fn run_probe(p: &cli::ProbeArgs) -> u8 {
     for s in &p.expect_status {
         match s.trim().parse::<u16>() {
             Ok(c) if (100..=599).contains(&c) => expect_status.push(c),
-            _ => return usage(format!("probe: --expect-status \"{s}\": expected an HTTP status code from 100 to 599")),
+            _ => {
+                return usage(format!(
+                    "probe: --expect-status \"{s}\": expected an HTTP status code from 100 to 599"
+                ))
+            }
         }
     }
     let opts = ProbeOptions {
@@ -125,7 +135,11 @@ fn run_status(s: &cli::StatusArgs) -> u8 {
         None => None,
         Some(p) => match p.trim().parse::<u32>() {
             Ok(n) if n > 0 => Some(n),
-            _ => return fail(&Error::usage(format!("status: --pid \"{p}\": expected a process id"))),
+            _ => {
+                return fail(&Error::usage(format!(
+                    "status: --pid \"{p}\": expected a process id"
+                )))
+            }
         },
     };
     match status::find_and_ask(pid, Duration::from_secs(2)) {

@@ -31,7 +31,9 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let rank = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(err)?;
@@ -93,7 +95,8 @@ pub const SIGRTMAX: i32 = 64;
 /// A signal by name (`TERM`, `SIGTERM`, `term`, `RTMIN+3`, `SIGRTMAX-2`,
 /// `IOT`, `POLL`, `CLD`) or number (1..=64).
 pub fn signal(s: &str) -> Result<i32, String> {
-    let err = || format!("\"{s}\": expected a signal name or number like TERM, SIGUSR1, 15, RTMIN+2");
+    let err =
+        || format!("\"{s}\": expected a signal name or number like TERM, SIGUSR1, 15, RTMIN+2");
     let t = s.trim();
     if let Ok(n) = t.parse::<i32>() {
         return if (1..=SIGRTMAX).contains(&n) && n != 32 && n != 33 {
@@ -160,7 +163,9 @@ pub fn signal_map(s: &str) -> Result<(i32, i32), String> {
         .ok_or_else(|| format!("\"{s}\": expected FROM:TO, like HUP:USR1 or USR2:0"))?;
     let from = signal(from)?;
     if from == 9 || from == 19 {
-        return Err(format!("\"{s}\": KILL and STOP cannot be caught, so not rewritten"));
+        return Err(format!(
+            "\"{s}\": KILL and STOP cannot be caught, so not rewritten"
+        ));
     }
     if from == 17 {
         return Err(format!("\"{s}\": CHLD is berth's own (it reaps)"));
@@ -205,7 +210,10 @@ pub fn rlimit(s: &str) -> Result<Rlimit, String> {
     let lname = name.trim().to_ascii_lowercase();
     let &(name, resource) = RLIMITS.iter().find(|(n, _)| *n == lname).ok_or_else(|| {
         let names: Vec<&str> = RLIMITS.iter().map(|(n, _)| *n).collect();
-        format!("\"{s}\": unknown limit \"{lname}\"; known: {}", names.join(", "))
+        format!(
+            "\"{s}\": unknown limit \"{lname}\"; known: {}",
+            names.join(", ")
+        )
     })?;
     let value = |v: &str| -> Result<u64, String> {
         let v = v.trim();
@@ -264,9 +272,15 @@ pub fn exit_code(s: &str) -> Result<u8, String> {
 pub fn bytes(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let lower = t.to_ascii_lowercase();
-    let (num, mult) = if let Some(n) = lower.strip_suffix("kib").or_else(|| lower.strip_suffix('k')) {
+    let (num, mult) = if let Some(n) = lower
+        .strip_suffix("kib")
+        .or_else(|| lower.strip_suffix('k'))
+    {
         (n, 1024)
-    } else if let Some(n) = lower.strip_suffix("mib").or_else(|| lower.strip_suffix('m')) {
+    } else if let Some(n) = lower
+        .strip_suffix("mib")
+        .or_else(|| lower.strip_suffix('m'))
+    {
         (n, 1024 * 1024)
     } else {
         (lower.as_str(), 1)
@@ -302,7 +316,9 @@ mod tests {
 
     #[test]
     fn bad_durations() {
-        for s in ["", "10x", "s", "-1s", "1s1m", "1s1s", "1.2.3s", "ms", "1e9999", "inf", "NaN", "1 s"] {
+        for s in [
+            "", "10x", "s", "-1s", "1s1m", "1s1s", "1.2.3s", "ms", "1e9999", "inf", "NaN", "1 s",
+        ] {
             let e = duration(s).unwrap_err();
             assert!(e.contains("expected a duration"), "{s}: {e}");
         }
@@ -328,7 +344,9 @@ mod tests {
         assert_eq!(signal("RTMIN+3"), Ok(37));
         assert_eq!(signal("SIGRTMAX-2"), Ok(62));
         assert_eq!(signal("rtmin"), Ok(34));
-        for s in ["0", "65", "-1", "32", "NOPE", "RTMIN+31", "RTMAX+1", "RTMINx", ""] {
+        for s in [
+            "0", "65", "-1", "32", "NOPE", "RTMIN+31", "RTMAX+1", "RTMINx", "",
+        ] {
             assert!(signal(s).is_err(), "{s}");
         }
     }
@@ -338,7 +356,14 @@ mod tests {
         assert_eq!(signal_map("HUP:USR1"), Ok((1, 10)));
         assert_eq!(signal_map("USR2:0"), Ok((12, 0)));
         assert_eq!(signal_map("SIGTERM:SIGQUIT"), Ok((15, 3)));
-        for s in ["HUP", "KILL:TERM", "STOP:TERM", "CHLD:TERM", "HUP:NOPE", ":1"] {
+        for s in [
+            "HUP",
+            "KILL:TERM",
+            "STOP:TERM",
+            "CHLD:TERM",
+            "HUP:NOPE",
+            ":1",
+        ] {
             assert!(signal_map(s).is_err(), "{s}");
         }
     }
@@ -352,7 +377,14 @@ mod tests {
         assert_eq!(rlimit("nofile=64").unwrap().hard, 64);
         assert_eq!(rlimit("core=unlimited").unwrap().soft, u64::MAX);
         assert_eq!(rlimit("NOFILE=1:unlimited").unwrap().hard, u64::MAX);
-        for s in ["nofile", "bogus=1", "nofile=10:5", "nofile=x", "nofile=unlimited:5", "=1"] {
+        for s in [
+            "nofile",
+            "bogus=1",
+            "nofile=10:5",
+            "nofile=x",
+            "nofile=unlimited:5",
+            "=1",
+        ] {
             assert!(rlimit(s).is_err(), "{s}");
         }
     }

@@ -91,7 +91,11 @@ pub fn descendants(root: i32) -> Vec<i32> {
         return Vec::new();
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
@@ -138,7 +142,10 @@ mod tests {
 
     #[test]
     fn descendants_of_a_fresh_child_are_found() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let me = std::process::id() as i32;
         let d = descendants(me);
         assert!(d.contains(&(child.id() as i32)), "{d:?}");

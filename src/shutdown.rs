@@ -203,7 +203,10 @@ mod tests {
     fn term_without_drain_sends_stop_signal_and_arms_grace() {
         let now = t0();
         let mut s = Shutdown::new(Duration::ZERO, Duration::from_secs(2));
-        assert_eq!(acts(s.on(Input::Terminate, now)), vec![Action::SendStopSignal]);
+        assert_eq!(
+            acts(s.on(Input::Terminate, now)),
+            vec![Action::SendStopSignal]
+        );
         assert_eq!(s.deadline(), Some(now + Duration::from_secs(2)));
     }
 
@@ -230,7 +233,10 @@ mod tests {
         assert!(s.draining() && s.stopping());
         assert_eq!(s.deadline(), Some(now + Duration::from_secs(3)));
         let later = now + Duration::from_secs(3);
-        assert_eq!(acts(s.on(Input::Deadline, later)), vec![Action::SendStopSignal]);
+        assert_eq!(
+            acts(s.on(Input::Deadline, later)),
+            vec![Action::SendStopSignal]
+        );
         assert_eq!(s.deadline(), Some(later + Duration::from_secs(2)));
     }
 
@@ -250,7 +256,10 @@ mod tests {
     fn int_forwards_and_starts_grace_without_drain() {
         let now = t0();
         let mut s = Shutdown::new(Duration::from_secs(30), Duration::from_secs(2));
-        assert_eq!(acts(s.on(Input::Interrupt, now)), vec![Action::ForwardReceived]);
+        assert_eq!(
+            acts(s.on(Input::Interrupt, now)),
+            vec![Action::ForwardReceived]
+        );
         assert_eq!(s.deadline(), Some(now + Duration::from_secs(2)));
     }
 
@@ -273,7 +282,10 @@ mod tests {
     fn app_exit_on_its_own_counts_grace_from_the_exit() {
         let now = t0();
         let mut s = Shutdown::new(Duration::ZERO, Duration::from_secs(5));
-        assert_eq!(acts(s.on(Input::AppExited, now)), vec![Action::TermLeftovers]);
+        assert_eq!(
+            acts(s.on(Input::AppExited, now)),
+            vec![Action::TermLeftovers]
+        );
         assert_eq!(s.deadline(), Some(now + Duration::from_secs(5)));
     }
 
@@ -283,7 +295,10 @@ mod tests {
         let mut s = Shutdown::new(Duration::ZERO, Duration::from_secs(5));
         s.on(Input::Terminate, now);
         let t = now + Duration::from_secs(2);
-        assert_eq!(acts(s.on(Input::Terminate, t)), vec![Action::SendStopSignal]);
+        assert_eq!(
+            acts(s.on(Input::Terminate, t)),
+            vec![Action::SendStopSignal]
+        );
         assert_eq!(s.deadline(), Some(now + Duration::from_secs(5)));
     }
 
@@ -291,7 +306,10 @@ mod tests {
     fn unhealthy_stops_gracefully_and_records_the_cause() {
         let now = t0();
         let mut s = Shutdown::new(Duration::from_secs(3), Duration::from_secs(2));
-        assert_eq!(acts(s.on(Input::Unhealthy, now)), vec![Action::SendStopSignal]);
+        assert_eq!(
+            acts(s.on(Input::Unhealthy, now)),
+            vec![Action::SendStopSignal]
+        );
         assert_eq!(s.cause(), StopCause::Unhealthy);
     }
 
@@ -301,7 +319,13 @@ mod tests {
         let mut s = Shutdown::new(Duration::ZERO, Duration::ZERO);
         s.on(Input::Terminate, now);
         s.on(Input::Deadline, now);
-        for i in [Input::Terminate, Input::Interrupt, Input::Unhealthy, Input::Deadline, Input::AppExited] {
+        for i in [
+            Input::Terminate,
+            Input::Interrupt,
+            Input::Unhealthy,
+            Input::Deadline,
+            Input::AppExited,
+        ] {
             assert!(acts(s.on(i, now)).is_empty());
         }
     }

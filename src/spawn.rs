@@ -30,7 +30,11 @@ pub enum SocketActivation {
 }
 
 pub fn socket_activation(env: &[(OsString, OsString)], own_pid: u32) -> SocketActivation {
-    let get = |k: &str| env.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.to_str());
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.to_str())
+    };
     let Some(fds) = get("LISTEN_FDS") else {
         return SocketActivation::None;
     };
@@ -105,7 +109,9 @@ pub fn candidates(command: &OsStr, path: Option<&OsStr>) -> Vec<CString> {
     if cmd.contains(&b'/') {
         return CString::new(cmd).into_iter().collect();
     }
-    let path = path.map(|p| p.as_bytes()).unwrap_or(DEFAULT_PATH.as_bytes());
+    let path = path
+        .map(|p| p.as_bytes())
+        .unwrap_or(DEFAULT_PATH.as_bytes());
     path.split(|&b| b == b':')
         .filter_map(|dir| {
             let mut p = Vec::with_capacity(dir.len() + cmd.len() + 1);
@@ -135,8 +141,14 @@ pub fn request(
         .map(|a| CString::new(a.clone().into_vec()))
         .collect::<Result<_, _>>()
         .map_err(|_| Error::usage("COMMAND or an argument contains a NUL byte"))?;
-    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-    let target_home = cfg.identity.as_ref().map(|i| i.home.as_deref().unwrap_or("/"));
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_os_str());
+    let target_home = cfg
+        .identity
+        .as_ref()
+        .map(|i| i.home.as_deref().unwrap_or("/"));
     Ok(ExecRequest {
         candidates: candidates(&cfg.command[0], path),
         argv,
@@ -210,20 +222,43 @@ mod tests {
 
     #[test]
     fn home_set_when_missing_kept_when_set_replaced_when_inherited_default() {
-        let none = app_env(&env(&[]), Some("/home/app"), Some("/root"), SocketActivation::None);
+        let none = app_env(
+            &env(&[]),
+            Some("/home/app"),
+            Some("/root"),
+            SocketActivation::None,
+        );
         assert_eq!(strs(&none), vec!["HOME=/home/app"]);
-        let custom = app_env(&env(&[("HOME", "/data")]), Some("/home/app"), Some("/root"), SocketActivation::None);
+        let custom = app_env(
+            &env(&[("HOME", "/data")]),
+            Some("/home/app"),
+            Some("/root"),
+            SocketActivation::None,
+        );
         assert_eq!(strs(&custom), vec!["HOME=/data"]);
-        let docker = app_env(&env(&[("HOME", "/root")]), Some("/home/app"), Some("/root"), SocketActivation::None);
+        let docker = app_env(
+            &env(&[("HOME", "/root")]),
+            Some("/home/app"),
+            Some("/root"),
+            SocketActivation::None,
+        );
         assert_eq!(strs(&docker), vec!["HOME=/home/app"]);
-        let no_user = app_env(&env(&[("HOME", "/root")]), None, Some("/root"), SocketActivation::None);
+        let no_user = app_env(
+            &env(&[("HOME", "/root")]),
+            None,
+            Some("/root"),
+            SocketActivation::None,
+        );
         assert_eq!(strs(&no_user), vec!["HOME=/root"]);
     }
 
     #[test]
     fn socket_activation_decisions() {
         assert_eq!(socket_activation(&env(&[]), 1), SocketActivation::None);
-        assert_eq!(socket_activation(&env(&[("LISTEN_FDS", "2")]), 1), SocketActivation::PassOn(2));
+        assert_eq!(
+            socket_activation(&env(&[("LISTEN_FDS", "2")]), 1),
+            SocketActivation::PassOn(2)
+        );
         assert_eq!(
             socket_activation(&env(&[("LISTEN_FDS", "1"), ("LISTEN_PID", "7")]), 7),
             SocketActivation::PassOn(1)
@@ -232,13 +267,24 @@ mod tests {
             socket_activation(&env(&[("LISTEN_FDS", "1"), ("LISTEN_PID", "8")]), 7),
             SocketActivation::Strip
         );
-        assert_eq!(socket_activation(&env(&[("LISTEN_FDS", "x")]), 7), SocketActivation::Strip);
+        assert_eq!(
+            socket_activation(&env(&[("LISTEN_FDS", "x")]), 7),
+            SocketActivation::Strip
+        );
     }
 
     #[test]
     fn listen_variables_stripped_or_pid_dropped_for_rewrite() {
-        let e = env(&[("LISTEN_FDS", "1"), ("LISTEN_PID", "8"), ("LISTEN_FDNAMES", "a"), ("X", "1")]);
-        assert_eq!(strs(&app_env(&e, None, None, SocketActivation::Strip)), vec!["X=1"]);
+        let e = env(&[
+            ("LISTEN_FDS", "1"),
+            ("LISTEN_PID", "8"),
+            ("LISTEN_FDNAMES", "a"),
+            ("X", "1"),
+        ]);
+        assert_eq!(
+            strs(&app_env(&e, None, None, SocketActivation::Strip)),
+            vec!["X=1"]
+        );
         assert_eq!(
             strs(&app_env(&e, None, None, SocketActivation::PassOn(1))),
             vec!["LISTEN_FDS=1", "LISTEN_FDNAMES=a", "X=1"]
@@ -249,7 +295,10 @@ mod tests {
     fn path_candidates_like_execvp() {
         assert_eq!(strs(&candidates(OsStr::new("./a"), None)), vec!["./a"]);
         assert_eq!(
-            strs(&candidates(OsStr::new("ls"), Some(OsStr::new("/bin::/usr/bin")))),
+            strs(&candidates(
+                OsStr::new("ls"),
+                Some(OsStr::new("/bin::/usr/bin"))
+            )),
             vec!["/bin/ls", "./ls", "/usr/bin/ls"]
         );
         assert_eq!(candidates(OsStr::new("ls"), None).len(), 6);
@@ -257,7 +306,9 @@ mod tests {
 
     #[test]
     fn exec_errors_map_to_126_127_125() {
-        let f = |step, errno| failure_to_error(ChildFailure { step, errno }, OsStr::new("app")).exit_code();
+        let f = |step, errno| {
+            failure_to_error(ChildFailure { step, errno }, OsStr::new("app")).exit_code()
+        };
         assert_eq!(f(ChildStep::Exec, Errno::ENOENT), 127);
         assert_eq!(f(ChildStep::Exec, Errno::EACCES), 126);
         assert_eq!(f(ChildStep::Exec, Errno::ENOEXEC), 126);

@@ -55,7 +55,9 @@ impl Snapshot {
 /// The inode of this process's PID namespace.
 pub fn pid_namespace_inode() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0)
+    std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| m.ino())
+        .unwrap_or(0)
 }
 
 /// The abstract socket name of the berth with `pid` in namespace `ns`.
@@ -157,11 +159,16 @@ pub fn find_and_ask(pid: Option<u32>, timeout: Duration) -> Asked {
         .collect();
     match answering.as_slice() {
         [(_, r)] => Asked::Reply(r.clone()),
-        [] => Asked::NoBerth("no berth answers in this PID namespace (is the app running under berth?)".into()),
+        [] => Asked::NoBerth(
+            "no berth answers in this PID namespace (is the app running under berth?)".into(),
+        ),
         many => Asked::NoBerth(format!(
             "{} berth processes answer in this PID namespace: pick one with --pid ({})",
             many.len(),
-            many.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|(p, _)| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

@@ -229,7 +229,11 @@ pub fn prlimit_self(resource: i32, soft: u64, hard: u64) -> Result<(), Errno> {
 /// CAP_SETPCAP), groups, gid, uid, then not dumpable, so the app — same uid —
 /// cannot ptrace berth or read its memory. Changing all uids to non-zero
 /// clears the permitted, effective and ambient capability sets (capabilities(7)).
-pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[u32]) -> Result<(), (&'static str, Errno)> {
+pub fn drop_own_privileges(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Result<(), (&'static str, Errno)> {
     for cap in 0..64 {
         // SAFETY: PR_CAPBSET_DROP takes an integer; EINVAL past the last cap ends the loop.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
@@ -359,7 +363,7 @@ pub fn spawn(req: &ExecRequest) -> Result<Pid, ChildFailure> {
     let mut listen_pid_entry = b"LISTEN_PID=".to_vec();
     listen_pid_entry.resize(listen_pid_entry.len() + LISTEN_PID_WIDTH + 1, 0);
     let listen_pid_ptr: Option<*mut u8> =
-        req.set_listen_pid.then(|| listen_pid_entry.as_mut_ptr());
+        req.set_listen_pid.then_some(listen_pid_entry.as_mut_ptr());
     let envp_ptrs: Vec<*const libc::c_char> = req
         .envp
         .iter()
@@ -569,13 +573,8 @@ pub struct SignalFd(OwnedFd);
 impl SignalFd {
     pub fn new(set: &SigSet) -> nix::Result<SignalFd> {
         // SAFETY: `set` is a valid sigset; the returned fd is fresh and ours.
-        let fd = unsafe {
-            libc::signalfd(
-                -1,
-                set.as_ref(),
-                libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
-            )
-        };
+        let fd =
+            unsafe { libc::signalfd(-1, set.as_ref(), libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
         if fd < 0 {
             return Err(Errno::last());
         }

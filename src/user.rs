@@ -63,7 +63,12 @@ fn passwd_entries(text: &[u8]) -> impl Iterator<Item = PasswdEntry<'_>> {
         let gid = id(f.next()?)?;
         let _gecos = f.next();
         let home = f.next().filter(|h| !h.is_empty());
-        (!name.is_empty()).then_some(PasswdEntry { name, uid, gid, home })
+        (!name.is_empty()).then_some(PasswdEntry {
+            name,
+            uid,
+            gid,
+            home,
+        })
     })
 }
 
@@ -80,13 +85,19 @@ fn group_entries(text: &[u8]) -> impl Iterator<Item = GroupEntry<'_>> {
 
 /// Resolves `spec` (`USER[:GROUP]`). `passwd`/`group` are the files'
 /// contents, None when missing.
-pub fn resolve(spec: &str, passwd: Option<&[u8]>, group: Option<&[u8]>) -> Result<Identity, String> {
+pub fn resolve(
+    spec: &str,
+    passwd: Option<&[u8]>,
+    group: Option<&[u8]>,
+) -> Result<Identity, String> {
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     if user.is_empty() || grp == Some("") || grp.is_some_and(|g| g.contains(':')) {
-        return Err(format!("\"{spec}\": expected USER[:GROUP], a name or number each"));
+        return Err(format!(
+            "\"{spec}\": expected USER[:GROUP], a name or number each"
+        ));
     }
     let numeric_user = user.bytes().all(|b| b.is_ascii_digit());
     let entry = passwd.and_then(|p| {
@@ -100,13 +111,20 @@ pub fn resolve(spec: &str, passwd: Option<&[u8]>, group: Option<&[u8]>) -> Resul
     });
     let mut warnings = Vec::new();
     let (uid, name, home, primary) = match (&entry, numeric_user) {
-        (Some(e), _) => (e.uid, Some(e.name.to_string()), e.home.map(str::to_string), Some(e.gid)),
+        (Some(e), _) => (
+            e.uid,
+            Some(e.name.to_string()),
+            e.home.map(str::to_string),
+            Some(e.gid),
+        ),
         (None, true) => {
             let uid = id(user).ok_or_else(|| format!("uid \"{user}\" is out of range"))?;
             (uid, None, None, None)
         }
         (None, false) if passwd.is_none() => {
-            return Err(format!("/etc/passwd is missing: cannot resolve user \"{user}\""))
+            return Err(format!(
+                "/etc/passwd is missing: cannot resolve user \"{user}\""
+            ))
         }
         (None, false) => return Err(format!("user \"{user}\" not found in /etc/passwd")),
     };
@@ -117,7 +135,9 @@ pub fn resolve(spec: &str, passwd: Option<&[u8]>, group: Option<&[u8]>) -> Resul
         Some(g) => match group.and_then(|t| group_entries(t).find(|e| e.name == g)) {
             Some(e) => e.gid,
             None if group.is_none() => {
-                return Err(format!("/etc/group is missing: cannot resolve group \"{g}\""))
+                return Err(format!(
+                    "/etc/group is missing: cannot resolve group \"{g}\""
+                ))
             }
             None => return Err(format!("group \"{g}\" not found in /etc/group")),
         },
@@ -204,10 +224,20 @@ huge:x:4294967295:1::/h:/bin/sh\n";
 
     #[test]
     fn errors() {
-        assert_eq!(r("nobody").unwrap_err(), "user \"nobody\" not found in /etc/passwd");
-        assert_eq!(r("app:nogroup").unwrap_err(), "group \"nogroup\" not found in /etc/group");
-        assert!(resolve("app", None, None).unwrap_err().contains("/etc/passwd is missing"));
-        assert!(resolve("app:web", Some(P), None).unwrap_err().contains("/etc/group is missing"));
+        assert_eq!(
+            r("nobody").unwrap_err(),
+            "user \"nobody\" not found in /etc/passwd"
+        );
+        assert_eq!(
+            r("app:nogroup").unwrap_err(),
+            "group \"nogroup\" not found in /etc/group"
+        );
+        assert!(resolve("app", None, None)
+            .unwrap_err()
+            .contains("/etc/passwd is missing"));
+        assert!(resolve("app:web", Some(P), None)
+            .unwrap_err()
+            .contains("/etc/group is missing"));
         for s in ["", ":1", "app:", "a:b:c", "4294967295", "99999999999"] {
             assert!(r(s).is_err(), "{s}");
         }

@@ -3,9 +3,18 @@
 use crate::util::Berth;
 
 fn one_line_error(d: &crate::util::Done, needle: &str) {
-    assert_eq!(d.stderr.len(), 1, "expected one stderr line, got {:?}", d.stderr);
+    assert_eq!(
+        d.stderr.len(),
+        1,
+        "expected one stderr line, got {:?}",
+        d.stderr
+    );
     assert!(d.stderr[0].starts_with("berth: "), "{:?}", d.stderr);
-    assert!(d.stderr[0].contains(needle), "{:?} lacks {needle}", d.stderr);
+    assert!(
+        d.stderr[0].contains(needle),
+        "{:?} lacks {needle}",
+        d.stderr
+    );
 }
 
 #[test]
@@ -41,14 +50,22 @@ fn bad_values_are_125_naming_the_option() {
 
 #[test]
 fn unknown_berth_variable_is_125_naming_it() {
-    let d = Berth::new().not_pid1().env("BERTH_GRACEE", "1s").arg("true").run();
+    let d = Berth::new()
+        .not_pid1()
+        .env("BERTH_GRACEE", "1s")
+        .arg("true")
+        .run();
     assert_eq!(d.code, 125);
     one_line_error(&d, "BERTH_GRACEE");
 }
 
 #[test]
 fn bad_value_in_variable_is_125() {
-    let d = Berth::new().not_pid1().env("BERTH_GRACE", "soon").arg("true").run();
+    let d = Berth::new()
+        .not_pid1()
+        .env("BERTH_GRACE", "soon")
+        .arg("true")
+        .run();
     assert_eq!(d.code, 125);
     one_line_error(&d, "--grace");
 }

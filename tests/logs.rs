@@ -9,7 +9,12 @@ use crate::util::{example, Berth};
 #[test]
 fn every_line_becomes_one_json_object() {
     let d = Berth::new()
-        .args(["--service=api", "--log-field", "env=prod", "--log-field=region=eu"])
+        .args([
+            "--service=api",
+            "--log-field",
+            "env=prod",
+            "--log-field=region=eu",
+        ])
         .cmd("sh", &["-c", "echo hello; echo oops >&2"])
         .run();
     assert_eq!(d.code, 0);
@@ -49,7 +54,11 @@ fn hostile_bytes_are_made_valid() {
     assert_eq!(m[1], "ctl \u{1}\u{1b}[31m tab\there");
     assert_eq!(m[2], "crlf line");
     assert_eq!(m[4], "unterminated");
-    let obj = d.json().into_iter().find(|v| v["trace_id"] == "abc").expect("JSON line passed through");
+    let obj = d
+        .json()
+        .into_iter()
+        .find(|v| v["trace_id"] == "abc")
+        .expect("JSON line passed through");
     assert_eq!(obj["level"], "error");
     assert_eq!(obj["msg"], "boom");
     assert_eq!(obj["stream"], "stdout");
@@ -64,7 +73,9 @@ fn a_million_interleaved_lines_none_lost_or_reordered() {
     let (mut out, mut err) = (0u64, 1u64);
     for l in &d.stdout {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        let Some(msg) = v["msg"].as_str() else { continue };
+        let Some(msg) = v["msg"].as_str() else {
+            continue;
+        };
         if v["stream"] == "berth" {
             continue;
         }
@@ -96,7 +107,11 @@ fn long_lines_are_cut_into_pieces_under_the_limit() {
     assert_eq!(d.code, 0);
     let mut text = String::new();
     for l in &d.stdout {
-        assert!(l.len() < 1024, "line of {} bytes over the limit", l.len() + 1);
+        assert!(
+            l.len() < 1024,
+            "line of {} bytes over the limit",
+            l.len() + 1
+        );
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         if v["stream"] == "stdout" {
             text.push_str(v["msg"].as_str().unwrap());
@@ -114,7 +129,11 @@ fn long_lines_are_cut_into_pieces_under_the_limit() {
 fn a_gigabyte_without_newline_keeps_memory_bounded() {
     // 256 MiB with no newline: berth may hold only about one line's worth.
     let size: u64 = 256 << 20;
-    let mut child = Berth::new().app("spew", &["bytes", &size.to_string()]).command().spawn().unwrap();
+    let mut child = Berth::new()
+        .app("spew", &["bytes", &size.to_string()])
+        .command()
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let outer = child.id() as i32;
     let mut total = 0u64;
@@ -128,7 +147,17 @@ fn a_gigabyte_without_newline_keeps_memory_bounded() {
         if i % 1000 == 0 {
             if let Some(b) = berth {
                 if let Ok(s) = std::fs::read_to_string(format!("/proc/{b}/status")) {
-                    let rss = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap()).unwrap_or(0);
+                    let rss = s
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .map(|v| {
+                            v.trim()
+                                .trim_end_matches(" kB")
+                                .trim()
+                                .parse::<u64>()
+                                .unwrap()
+                        })
+                        .unwrap_or(0);
                     max_rss_kib = max_rss_kib.max(rss);
                 }
             }
@@ -140,12 +169,19 @@ fn a_gigabyte_without_newline_keeps_memory_bounded() {
     }
     assert!(child.wait().unwrap().success());
     assert_eq!(total, size, "bytes lost");
-    assert!(max_rss_kib > 0 && max_rss_kib < 8 * 1024, "berth RSS {max_rss_kib} KiB");
+    assert!(
+        max_rss_kib > 0 && max_rss_kib < 8 * 1024,
+        "berth RSS {max_rss_kib} KiB"
+    );
 }
 
 #[test]
 fn stdout_gone_is_said_once_and_the_app_never_blocks() {
-    let mut child = Berth::new().app("spew", &["lines", "200000"]).command().spawn().unwrap();
+    let mut child = Berth::new()
+        .app("spew", &["lines", "200000"])
+        .command()
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
@@ -159,7 +195,10 @@ fn stdout_gone_is_said_once_and_the_app_never_blocks() {
 
 #[test]
 fn plain_mode_passes_output_through_untouched() {
-    let d = Berth::new().arg("--log-format=plain").cmd("sh", &["-c", "echo raw; echo raw2 >&2"]).run();
+    let d = Berth::new()
+        .arg("--log-format=plain")
+        .cmd("sh", &["-c", "echo raw; echo raw2 >&2"])
+        .run();
     assert_eq!(d.stdout, vec!["raw"]);
     assert!(d.stderr.contains(&"raw2".to_string()));
 }
@@ -168,13 +207,29 @@ fn plain_mode_passes_output_through_untouched() {
 fn slow_reader_blocks_the_app_without_growing_berth() {
     // Nobody reads berth's stdout for a while: berth must stop reading the
     // app (which blocks) instead of buffering without bound.
-    let mut child = Berth::new().app("spew", &["lines", "300000"]).command().stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Berth::new()
+        .app("spew", &["lines", "300000"])
+        .command()
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let outer = child.id() as i32;
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let berth = crate::util::children_of(outer)[0];
     let s = std::fs::read_to_string(format!("/proc/{berth}/status")).unwrap();
-    let rss: u64 = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
-    assert!(rss < 8 * 1024, "berth grew to {rss} KiB while stdout was stuck");
+    let rss: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        rss < 8 * 1024,
+        "berth grew to {rss} KiB while stdout was stuck"
+    );
     let lines = BufReader::new(child.stdout.take().unwrap()).lines().count();
     assert!(child.wait().unwrap().success());
     assert!(lines >= 300_000, "only {lines} lines");

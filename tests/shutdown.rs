@@ -37,13 +37,22 @@ fn app_ignoring_term_is_killed_at_the_grace_deadline() {
     let exit = d.event("exit");
     assert_eq!(exit["reason"], "grace_expired");
     assert_eq!(exit["signal"], "KILL");
-    assert!(took >= Duration::from_millis(950), "killed before the deadline: {took:?}");
-    assert!(took < Duration::from_secs(6), "grace not enforced: {took:?}");
+    assert!(
+        took >= Duration::from_millis(950),
+        "killed before the deadline: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "grace not enforced: {took:?}"
+    );
 }
 
 #[test]
 fn descendants_ignoring_term_are_killed_too() {
-    let r = Berth::new().arg("--grace=1s").app("stubborn", &["--children", "3"]).spawn();
+    let r = Berth::new()
+        .arg("--grace=1s")
+        .app("stubborn", &["--children", "3"])
+        .spawn();
     r.wait_for(ready());
     let berth = r.berth_pid();
     assert!(crate::util::descendants_of(berth).len() >= 4);
@@ -60,10 +69,16 @@ fn leftovers_after_the_app_exits_get_term_then_kill() {
     let t = std::time::Instant::now();
     let d = Berth::new()
         .args(["--grace=1s", "--log-format=plain"])
-        .cmd("sh", &["-c", &format!("sleep 100 & {stub} & sleep 0.2; exit 5")])
+        .cmd(
+            "sh",
+            &["-c", &format!("sleep 100 & {stub} & sleep 0.2; exit 5")],
+        )
         .run();
     assert_eq!(d.code, 5, "{:?}", d.stderr);
-    assert!(t.elapsed() >= Duration::from_millis(900), "did not wait for leftovers");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "did not wait for leftovers"
+    );
 }
 
 #[test]
@@ -74,7 +89,11 @@ fn leftovers_that_die_on_term_end_berth_early() {
         .cmd("sh", &["-c", "sleep 100 & sleep 100 & exit 4"])
         .run();
     assert_eq!(d.code, 4);
-    assert!(t.elapsed() < Duration::from_secs(5), "waited the grace for nothing: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "waited the grace for nothing: {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -86,7 +105,10 @@ fn subreaper_stops_leftovers_too() {
         .run();
     assert_eq!(d.code, 6);
     let pid: i32 = d.stdout[0].trim().parse().unwrap();
-    assert!(crate::util::state_of(pid).is_none(), "leftover sleep {pid} still alive");
+    assert!(
+        crate::util::state_of(pid).is_none(),
+        "leftover sleep {pid} still alive"
+    );
 }
 
 #[test]
@@ -103,7 +125,13 @@ fn every_exit_code_passes_through() {
 
 #[test]
 fn death_by_signal_is_128_plus_n() {
-    for (sig, code) in [("SEGV", 139), ("KILL", 137), ("TERM", 143), ("USR1", 138), ("ABRT", 134)] {
+    for (sig, code) in [
+        ("SEGV", 139),
+        ("KILL", 137),
+        ("TERM", 143),
+        ("USR1", 138),
+        ("ABRT", 134),
+    ] {
         let d = Berth::new()
             .args(["--log-format=json"])
             .cmd("sh", &["-c", &format!("kill -{sig} $$")])
@@ -118,7 +146,12 @@ fn death_by_signal_is_128_plus_n() {
 #[test]
 fn success_exit_rewrites_real_statuses_only() {
     let d = Berth::new()
-        .args(["--success-exit", "143", "--success-exit=130", "--log-format=plain"])
+        .args([
+            "--success-exit",
+            "143",
+            "--success-exit=130",
+            "--log-format=plain",
+        ])
         .cmd("sh", &["-c", "exit 143"])
         .run();
     assert_eq!(d.code, 0);
@@ -137,23 +170,37 @@ fn success_exit_rewrites_real_statuses_only() {
 
 #[test]
 fn drain_delays_the_stop_signal_and_a_second_term_skips_it() {
-    let r = Berth::new().args(["--drain=1s", "--grace=5s"]).app("sigprint", &[]).spawn();
+    let r = Berth::new()
+        .args(["--drain=1s", "--grace=5s"])
+        .app("sigprint", &[])
+        .spawn();
     r.wait_for(ready());
     let t = std::time::Instant::now();
     r.signal(libc::SIGTERM);
     let d = r.wait();
     assert_eq!(d.code, 0);
-    assert!(t.elapsed() >= Duration::from_millis(950), "drain skipped: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "drain skipped: {:?}",
+        t.elapsed()
+    );
 
-    let r = Berth::new().args(["--drain=30s", "--grace=5s"]).app("sigprint", &[]).spawn();
+    let r = Berth::new()
+        .args(["--drain=30s", "--grace=5s"])
+        .app("sigprint", &[])
+        .spawn();
     r.wait_for(ready());
     let t = std::time::Instant::now();
     r.signal(libc::SIGTERM);
-    r.stdout.wait_for("draining note", |l| l.contains("draining"));
+    r.stdout
+        .wait_for("draining note", |l| l.contains("draining"));
     r.signal(libc::SIGTERM);
     let d = r.wait();
     assert_eq!(d.code, 0);
-    assert!(t.elapsed() < Duration::from_secs(10), "second TERM did not skip the drain");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "second TERM did not skip the drain"
+    );
 }
 
 #[test]
@@ -161,7 +208,15 @@ fn all_output_is_flushed_when_the_app_is_killed_at_the_deadline() {
     let stub = example("stubborn").display().to_string();
     let r = Berth::new()
         .arg("--grace=1s")
-        .cmd("sh", &["-c", &format!("i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done; exec {stub}")])
+        .cmd(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done; exec {stub}"
+                ),
+            ],
+        )
         .spawn();
     r.wait_for(ready());
     r.signal(libc::SIGTERM);

@@ -11,7 +11,10 @@ fn msg(sig: &str) -> String {
 
 #[test]
 fn catchable_signals_are_forwarded_to_the_app() {
-    let r = Berth::new().arg("--grace=1s").app("sigprint", NO_EXIT).spawn();
+    let r = Berth::new()
+        .arg("--grace=1s")
+        .app("sigprint", NO_EXIT)
+        .spawn();
     r.wait_for(&msg("ready"));
     for (sig, name) in [
         (libc::SIGUSR1, "USR1"),
@@ -36,7 +39,13 @@ fn catchable_signals_are_forwarded_to_the_app() {
 #[test]
 fn map_signal_rewrites_and_drops() {
     let r = Berth::new()
-        .args(["--grace=1s", "--map-signal", "HUP:USR1", "--map-signal", "USR2:0"])
+        .args([
+            "--grace=1s",
+            "--map-signal",
+            "HUP:USR1",
+            "--map-signal",
+            "USR2:0",
+        ])
         .app("sigprint", NO_EXIT)
         .spawn();
     r.wait_for(&msg("ready"));
@@ -48,7 +57,11 @@ fn map_signal_rewrites_and_drops() {
     r.signal(libc::SIGTERM);
     let d = r.wait();
     let m = d.msgs("stdout");
-    assert_eq!(m, vec!["ready", "USR1", "WINCH", "TERM"], "USR2 must be dropped, HUP mapped");
+    assert_eq!(
+        m,
+        vec!["ready", "USR1", "WINCH", "TERM"],
+        "USR2 must be dropped, HUP mapped"
+    );
 }
 
 #[test]
@@ -90,14 +103,26 @@ fn no_group_signals_the_app_alone() {
     let sp = crate::util::example("sigprint").display().to_string();
     let r = Berth::new()
         .args(["--no-group", "--grace=1s"])
-        .cmd("sh", &["-c", &format!("trap 'echo sh-got-usr1' USR1; {sp} --exit-on none & while :; do wait; done")])
+        .cmd(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "trap 'echo sh-got-usr1' USR1; {sp} --exit-on none & while :; do wait; done"
+                ),
+            ],
+        )
         .spawn();
     r.wait_for(&msg("ready"));
     r.signal(libc::SIGUSR1);
     r.wait_for("sh-got-usr1");
     r.signal(libc::SIGTERM);
     let d = r.wait();
-    assert!(!d.msgs("stdout").contains(&"USR1".to_string()), "{:?}", d.msgs("stdout"));
+    assert!(
+        !d.msgs("stdout").contains(&"USR1".to_string()),
+        "{:?}",
+        d.msgs("stdout")
+    );
 }
 
 #[test]
@@ -109,7 +134,10 @@ fn signal_reaches_an_app_that_left_its_group() {
     let script = format!(
         "import os, time\nr, w = os.pipe()\nb = os.fork()\nif b == 0:\n    os.setpgid(0, 0); os.write(w, b'x'); time.sleep(60); os._exit(0)\nos.read(r, 1)\nos.setpgid(0, b)\nos.execv('{sp}', ['{sp}'])\n"
     );
-    let r = Berth::new().arg("--grace=2s").cmd("python3", &["-c", &script]).spawn();
+    let r = Berth::new()
+        .arg("--grace=2s")
+        .cmd("python3", &["-c", &script])
+        .spawn();
     r.wait_for(&msg("ready"));
     r.signal(libc::SIGUSR1);
     r.wait_for(&msg("USR1"));
@@ -121,8 +149,28 @@ fn signal_reaches_an_app_that_left_its_group() {
 fn signal_sent_right_at_start_is_not_lost() {
     // Whenever USR1 lands (before the fork, between fork and exec, after),
     // sleep must die of it: 128 + 10. A lost signal would be exit 0.
+    // Sent as soon as berth has blocked its signals (its first act in main):
+    // before that no init can catch anything, and the kernel drops signals
+    // to a PID 1 with default dispositions.
     for _ in 0..5 {
-        let r = Berth::new().arg("--log-format=plain").cmd("sleep", &["3"]).spawn();
+        let r = Berth::new()
+            .arg("--log-format=plain")
+            .cmd("sleep", &["3"])
+            .spawn();
+        let pid = r.berth_pid();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if s.lines()
+                .any(|l| l.starts_with("SigBlk:") && !l.ends_with("0000000000000000"))
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "berth never blocked its signals"
+            );
+        }
         r.signal(libc::SIGUSR1);
         let d = r.wait();
         assert_eq!(d.code, 138, "{:?}", d.stderr);

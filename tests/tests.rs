@@ -4,7 +4,6 @@
 
 mod util;
 
-
 mod cli;
 mod logs;
 mod reap;

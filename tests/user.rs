@@ -14,7 +14,9 @@ web:x:1001:1001::/srv/web\n";
 const GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nweb:x:1001:\nstaff:x:50:app,web\nlogs:x:60:web\n";
 
 fn with_files() -> Berth {
-    Berth::new().file("/etc/passwd", PASSWD).file("/etc/group", GROUP)
+    Berth::new()
+        .file("/etc/passwd", PASSWD)
+        .file("/etc/group", GROUP)
 }
 
 fn introspect(b: Berth) -> Value {
@@ -36,17 +38,29 @@ fn user_by_name_gets_ids_groups_and_home() {
 #[test]
 fn user_and_group_by_name_and_number() {
     let v = introspect(with_files().args(["--user", "web:staff"]));
-    assert_eq!((v["uid"].as_u64(), v["gid"].as_u64()), (Some(1001), Some(50)));
+    assert_eq!(
+        (v["uid"].as_u64(), v["gid"].as_u64()),
+        (Some(1001), Some(50))
+    );
     let v = introspect(with_files().args(["--user", "1001:60"]));
-    assert_eq!((v["uid"].as_u64(), v["gid"].as_u64()), (Some(1001), Some(60)));
+    assert_eq!(
+        (v["uid"].as_u64(), v["gid"].as_u64()),
+        (Some(1001), Some(60))
+    );
 }
 
 #[test]
 fn numeric_uid_absent_from_passwd_runs_with_gid_0_and_a_warning() {
-    let d = with_files().args(["--user", "4242", "--log-format=plain"]).app("introspect", &[]).run();
+    let d = with_files()
+        .args(["--user", "4242", "--log-format=plain"])
+        .app("introspect", &[])
+        .run();
     assert_eq!(d.code, 0);
     let v: Value = serde_json::from_str(&d.stdout[0]).unwrap();
-    assert_eq!((v["uid"].as_u64(), v["gid"].as_u64()), (Some(4242), Some(0)));
+    assert_eq!(
+        (v["uid"].as_u64(), v["gid"].as_u64()),
+        (Some(4242), Some(0))
+    );
     assert!(d.stderr_text().contains("4242"), "{:?}", d.stderr);
 }
 
@@ -58,11 +72,21 @@ fn home_already_set_is_kept() {
 
 #[test]
 fn unknown_user_or_group_is_125() {
-    let d = with_files().args(["--user", "nobody-here"]).cmd("true", &[]).run();
+    let d = with_files()
+        .args(["--user", "nobody-here"])
+        .cmd("true", &[])
+        .run();
     assert_eq!(d.code, 125);
     assert_eq!(d.stderr.len(), 1);
-    assert!(d.stderr[0].contains("\"nobody-here\" not found in /etc/passwd"), "{:?}", d.stderr);
-    let d = with_files().args(["--user", "app:nogroup"]).cmd("true", &[]).run();
+    assert!(
+        d.stderr[0].contains("\"nobody-here\" not found in /etc/passwd"),
+        "{:?}",
+        d.stderr
+    );
+    let d = with_files()
+        .args(["--user", "app:nogroup"])
+        .cmd("true", &[])
+        .run();
     assert_eq!(d.code, 125);
     assert!(d.stderr[0].contains("nogroup"));
 }
@@ -75,18 +99,32 @@ fn env_variable_sets_the_user() {
 
 #[test]
 fn require_non_root_refuses_root() {
-    let d = with_files().args(["--require-non-root"]).cmd("true", &[]).run();
+    let d = with_files()
+        .args(["--require-non-root"])
+        .cmd("true", &[])
+        .run();
     assert_eq!(d.code, 125);
-    let d = with_files().args(["--require-non-root", "--user=app", "--log-format=plain"]).cmd("true", &[]).run();
+    let d = with_files()
+        .args(["--require-non-root", "--user=app", "--log-format=plain"])
+        .cmd("true", &[])
+        .run();
     assert_eq!(d.code, 0);
 }
 
 fn berth_status_field(b: Berth, key: &str) -> String {
-    let r = b.arg("--log-format=plain").app("introspect", &["--wait"]).spawn();
+    let r = b
+        .arg("--log-format=plain")
+        .app("introspect", &["--wait"])
+        .spawn();
     r.wait_for("\"uid\"");
     let pid = r.berth_pid();
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let v = s.lines().find_map(|l| l.strip_prefix(key)).unwrap().trim().to_string();
+    let v = s
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap()
+        .trim()
+        .to_string();
     r.signal(libc::SIGTERM);
     r.wait();
     v
@@ -106,11 +144,24 @@ fn berth_drops_its_own_root_after_starting_a_non_root_app() {
 fn root_without_setuid_capability_is_125_with_the_fix() {
     let bin = crate::util::berth_bin().display().to_string();
     let out = std::process::Command::new("setpriv")
-        .args(["--bounding-set=-setuid,-setgid", "--inh-caps=-setuid,-setgid"])
-        .args([&bin, "--user", "1000:1000", "--log-format=plain", "--", "true"])
+        .args([
+            "--bounding-set=-setuid,-setgid",
+            "--inh-caps=-setuid,-setgid",
+        ])
+        .args([
+            &bin,
+            "--user",
+            "1000:1000",
+            "--log-format=plain",
+            "--",
+            "true",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{err}");
-    assert!(err.contains("CAP_SETUID") && err.contains("--cap-add SETUID"), "{err}");
+    assert!(
+        err.contains("CAP_SETUID") && err.contains("--cap-add SETUID"),
+        "{err}"
+    );
 }

@@ -21,7 +21,7 @@ pub const LONG: Duration = Duration::from_secs(20);
 /// The berth under test: `BERTH_BIN` (the static release binary the test
 /// script builds), else cargo's build of this package.
 pub fn berth_bin() -> PathBuf {
-    match std::env::var_os("BERTH_TEST_BIN") {
+    match std::env::var_os("TEST_BERTH_BIN") {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(env!("CARGO_BIN_EXE_berth")),
     }
@@ -32,14 +32,21 @@ pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let p = profile_dir.join("examples").join(name);
-    assert!(p.exists(), "example {name} not built at {}: run `cargo build --examples` (the test script does)", p.display());
+    assert!(
+        p.exists(),
+        "example {name} not built at {}: run `cargo build --examples` (the test script does)",
+        p.display()
+    );
     p
 }
+
+/// The lines so far, and whether the pipe has closed.
+type LinesState = (Vec<String>, bool);
 
 /// Lines read from a pipe by a thread, waitable.
 #[derive(Clone, Default)]
 pub struct Lines {
-    inner: Arc<(Mutex<(Vec<String>, bool)>, Condvar)>,
+    inner: Arc<(Mutex<LinesState>, Condvar)>,
 }
 
 impl Lines {
@@ -52,7 +59,9 @@ impl Lines {
                 match r.read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+                        let line = String::from_utf8_lossy(&buf)
+                            .trim_end_matches('\n')
+                            .to_string();
                         let (m, c) = &*self.inner;
                         m.lock().unwrap().0.push(line);
                         c.notify_all();
@@ -231,7 +240,14 @@ impl Berth {
     pub fn command(&self) -> Command {
         let mut c = if self.pid1 && !self.binds.is_empty() {
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c"]);
+            c.args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "sh",
+                "-c",
+            ]);
             let mut script = String::new();
             for (i, (_, dst)) in self.binds.iter().enumerate() {
                 script.push_str(&format!("mount --bind \"$B{i}\" '{dst}' || exit 99; "));
@@ -264,13 +280,20 @@ impl Berth {
             c.env(k, v);
         }
         c.stdin(Stdio::null());
-        c.stdout(if self.stdout_null { Stdio::null() } else { Stdio::piped() });
+        c.stdout(if self.stdout_null {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        });
         c.stderr(Stdio::piped());
         c
     }
 
     pub fn spawn(self) -> Running {
-        let mut child = self.command().spawn().expect("spawn berth (is unshare installed?)");
+        let mut child = self
+            .command()
+            .spawn()
+            .expect("spawn berth (is unshare installed?)");
         let stdout = Lines::default();
         let stderr = Lines::default();
         if let Some(o) = child.stdout.take() {
@@ -304,7 +327,10 @@ impl Running {
             if let Some(p) = children_of(outer).first() {
                 return *p;
             }
-            assert!(Instant::now() < deadline, "unshare started no child: cannot get a PID namespace");
+            assert!(
+                Instant::now() < deadline,
+                "unshare started no child: cannot get a PID namespace"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -237,15 +237,27 @@ mod tests {
     #[test]
     fn first_probe_after_interval_or_start_interval() {
         let t = Instant::now();
-        assert_eq!(Monitor::new(cfg(3, Duration::ZERO), t).deadline(), Some(t + Duration::from_secs(10)));
-        assert_eq!(Monitor::new(cfg(3, Duration::from_secs(30)), t).deadline(), Some(t + Duration::from_secs(1)));
+        assert_eq!(
+            Monitor::new(cfg(3, Duration::ZERO), t).deadline(),
+            Some(t + Duration::from_secs(10))
+        );
+        assert_eq!(
+            Monitor::new(cfg(3, Duration::from_secs(30)), t).deadline(),
+            Some(t + Duration::from_secs(1))
+        );
     }
 
     #[test]
     fn success_makes_healthy_once() {
         let t = Instant::now();
         let mut m = Monitor::new(cfg(3, Duration::ZERO), t);
-        assert!(matches!(m.record(true, String::new(), t), Verdict::Changed { state: "healthy", .. }));
+        assert!(matches!(
+            m.record(true, String::new(), t),
+            Verdict::Changed {
+                state: "healthy",
+                ..
+            }
+        ));
         assert_eq!(m.record(true, String::new(), t), Verdict::Unchanged);
         assert!(m.passed_once());
     }
@@ -257,19 +269,36 @@ mod tests {
         m.record(true, String::new(), t);
         assert_eq!(m.record(false, "x".into(), t), Verdict::Unchanged);
         assert_eq!(m.record(false, "x".into(), t), Verdict::Unchanged);
-        assert!(matches!(m.record(false, "status 503".into(), t), Verdict::Changed { state: "unhealthy", ref detail } if detail.contains("status 503")));
-        assert!(matches!(m.record(true, String::new(), t), Verdict::Changed { state: "healthy", .. }));
+        assert!(
+            matches!(m.record(false, "status 503".into(), t), Verdict::Changed { state: "unhealthy", ref detail } if detail.contains("status 503"))
+        );
+        assert!(matches!(
+            m.record(true, String::new(), t),
+            Verdict::Changed {
+                state: "healthy",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn failures_in_start_period_do_not_count() {
         let t = Instant::now();
         let mut m = Monitor::new(cfg(1, Duration::from_secs(30)), t);
-        assert_eq!(m.record(false, "x".into(), t + Duration::from_secs(5)), Verdict::Unchanged);
+        assert_eq!(
+            m.record(false, "x".into(), t + Duration::from_secs(5)),
+            Verdict::Unchanged
+        );
         assert_eq!(m.state_name(), "starting");
         // During the start period the next probe comes after the start interval.
         assert_eq!(m.deadline(), Some(t + Duration::from_secs(6)));
-        assert!(matches!(m.record(false, "x".into(), t + Duration::from_secs(31)), Verdict::Changed { state: "unhealthy", .. }));
+        assert!(matches!(
+            m.record(false, "x".into(), t + Duration::from_secs(31)),
+            Verdict::Changed {
+                state: "unhealthy",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -277,6 +306,12 @@ mod tests {
         let t = Instant::now();
         let mut m = Monitor::new(cfg(1, Duration::from_secs(30)), t);
         m.record(true, String::new(), t + Duration::from_secs(1));
-        assert!(matches!(m.record(false, "x".into(), t + Duration::from_secs(2)), Verdict::Changed { state: "unhealthy", .. }));
+        assert!(matches!(
+            m.record(false, "x".into(), t + Duration::from_secs(2)),
+            Verdict::Changed {
+                state: "unhealthy",
+                ..
+            }
+        ));
     }
 }

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::target::{Target, resolve};
+use super::target::{resolve, Target};
 
 /// Where names are looked up (berth does no DNS).
 const HOSTS_PATH: &str = "/etc/hosts";

@@ -100,7 +100,12 @@ impl Events {
                     Some(f) => b.str("forwarded_as", f),
                     None => b.null("forwarded_as"),
                 };
-                if note.is_empty() { b } else { b.str("note", note.trim_start_matches([',', ' '])) }.finish();
+                if note.is_empty() {
+                    b
+                } else {
+                    b.str("note", note.trim_start_matches([',', ' ']))
+                }
+                .finish();
             }
         }
     }

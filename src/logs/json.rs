@@ -275,7 +275,15 @@ impl Encoder {
     /// `{"ts":"…","stream":"…","service":"…"<fields>,"msg":"`
     fn head_len(&self, stream: &str) -> usize {
         let k = self.keys;
-        2 + k.ts().len() + 3 + 27 + 3 + "stream".len() + 3 + stream.len() + 3 + "service".len()
+        2 + k.ts().len()
+            + 3
+            + 27
+            + 3
+            + "stream".len()
+            + 3
+            + stream.len()
+            + 3
+            + "service".len()
             + 3
             + self.service.len()
             + 1
@@ -306,7 +314,9 @@ impl Encoder {
             return true;
         }
         let start = out.len();
-        let budget = self.max_line_bytes.saturating_sub(self.head_len(stream) + 3);
+        let budget = self
+            .max_line_bytes
+            .saturating_sub(self.head_len(stream) + 3);
         out.reserve(self.head_len(stream) + line.len() + 3);
         self.write_head(out, ts, stream);
         self.write_msg_key(out);
@@ -328,7 +338,14 @@ impl Encoder {
     /// Encodes the first piece of `text` that fits, with partial fields;
     /// returns the input bytes consumed. With `piece.last`, all of `text`
     /// must fit (the caller ensures it by calling until the rest fits).
-    pub fn piece(&self, out: &mut Vec<u8>, ts: &Timestamp, stream: &str, text: &[u8], piece: Piece) -> usize {
+    pub fn piece(
+        &self,
+        out: &mut Vec<u8>,
+        ts: &Timestamp,
+        stream: &str,
+        text: &[u8],
+        piece: Piece,
+    ) -> usize {
         let budget = self.max_line_bytes - self.head_len(stream) - PARTIAL_TAIL_MAX;
         self.write_head(out, ts, stream);
         self.write_msg_key(out);
@@ -420,9 +437,19 @@ impl Encoder {
     }
 
     /// Starts one of berth's own event lines.
-    pub fn event<'a>(&self, out: &'a mut Vec<u8>, ts: &Timestamp, level: &str, event: &str) -> EventBuilder<'a> {
+    pub fn event<'a>(
+        &self,
+        out: &'a mut Vec<u8>,
+        ts: &Timestamp,
+        level: &str,
+        event: &str,
+    ) -> EventBuilder<'a> {
         self.write_head(out, ts, "berth");
-        push_str_field(out, self.keys.level(), self.keys.level_value(level).as_bytes());
+        push_str_field(
+            out,
+            self.keys.level(),
+            self.keys.level_value(level).as_bytes(),
+        );
         push_str_field(out, "event", event.as_bytes());
         EventBuilder { out }
     }
@@ -547,7 +574,11 @@ impl<'a> EventBuilder<'a> {
 /// ≤ 64) and returns the spans of its top-level keys (inside the quotes).
 fn object_keys(t: &[u8]) -> Option<Vec<(usize, usize)>> {
     std::str::from_utf8(t).ok()?;
-    let mut p = Parser { s: t, i: 0, keys: Vec::new() };
+    let mut p = Parser {
+        s: t,
+        i: 0,
+        keys: Vec::new(),
+    };
     p.ws();
     p.value(0)?;
     p.ws();
@@ -721,12 +752,21 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(Timestamp::from_unix_micros(0).as_str(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_unix_micros(0).as_str(),
+            "1970-01-01T00:00:00.000000Z"
+        );
         assert_eq!(ts().as_str(), "2025-11-22T18:03:04.123456Z");
         // 2024-02-29 (leap day) 12:00:00
-        assert_eq!(Timestamp::from_unix_micros(1_709_208_000_000_000).as_str(), "2024-02-29T12:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_unix_micros(1_709_208_000_000_000).as_str(),
+            "2024-02-29T12:00:00.000000Z"
+        );
         // 2100-03-01 (2100 is not a leap year)
-        assert_eq!(Timestamp::from_unix_micros(4_107_542_400_000_000).as_str(), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_unix_micros(4_107_542_400_000_000).as_str(),
+            "2100-03-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
@@ -742,7 +782,10 @@ mod tests {
     #[test]
     fn escapes_controls_quotes_and_invalid_utf8() {
         let v = one(&enc(), b"a\"b\\c\td\x01e\x1b \xff\xfe z \xe2\x82");
-        assert_eq!(v["msg"], "a\"b\\c\td\u{1}e\u{1b} \u{FFFD}\u{FFFD} z \u{FFFD}");
+        assert_eq!(
+            v["msg"],
+            "a\"b\\c\td\u{1}e\u{1b} \u{FFFD}\u{FFFD} z \u{FFFD}"
+        );
         let v = one(&enc(), "é ✓ 😀".as_bytes());
         assert_eq!(v["msg"], "é ✓ 😀");
     }
@@ -771,9 +814,15 @@ mod tests {
 
     #[test]
     fn json_object_lines_keep_their_fields() {
-        let fields = vec![("env".to_string(), "prod".to_string()), ("region".to_string(), "eu".to_string())];
+        let fields = vec![
+            ("env".to_string(), "prod".to_string()),
+            ("region".to_string(), "eu".to_string()),
+        ];
         let e = Encoder::new("api", &fields, 16384, KeyStyle::Default).unwrap();
-        let v = one(&e, br#"{"level":"error","trace_id":"t1","msg":"boom","n":[1,2.5e3,{"a":null}]}"#);
+        let v = one(
+            &e,
+            br#"{"level":"error","trace_id":"t1","msg":"boom","n":[1,2.5e3,{"a":null}]}"#,
+        );
         assert_eq!(v["level"], "error");
         assert_eq!(v["trace_id"], "t1");
         assert_eq!(v["msg"], "boom");
@@ -788,7 +837,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("\"ts\"").count(), 1, "{text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!((v["ts"].as_str(), v["service"].as_str(), v["env"].as_str()), (Some("mine"), Some("other"), Some("dev")));
+        assert_eq!(
+            (v["ts"].as_str(), v["service"].as_str(), v["env"].as_str()),
+            (Some("mine"), Some("other"), Some("dev"))
+        );
         assert_eq!(v["region"], "eu");
         assert_eq!(one(&e, b"{}")["service"], "api");
     }
@@ -806,7 +858,12 @@ mod tests {
             b"{\"a\":\"\xff\"}",
         ] {
             let v = one(&enc(), l);
-            assert_eq!(v["msg"], String::from_utf8_lossy(l).as_ref(), "{:?}", String::from_utf8_lossy(l));
+            assert_eq!(
+                v["msg"],
+                String::from_utf8_lossy(l).as_ref(),
+                "{:?}",
+                String::from_utf8_lossy(l)
+            );
         }
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
         assert_eq!(one(&enc(), deep.as_bytes())["msg"], deep);
@@ -823,11 +880,25 @@ mod tests {
         let mut ordinal = 1;
         while consumed < text.len() {
             let before = out.len();
-            consumed += e.piece(&mut out, &ts(), "stdout", &text[consumed..], Piece { id: 7, ordinal, last: true });
+            consumed += e.piece(
+                &mut out,
+                &ts(),
+                "stdout",
+                &text[consumed..],
+                Piece {
+                    id: 7,
+                    ordinal,
+                    last: true,
+                },
+            );
             assert!(out.len() - before <= 1024);
             ordinal += 1;
         }
-        let lines: Vec<serde_json::Value> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
         assert!(lines.len() >= 2);
         assert_eq!(lines[0]["partial"], true);
         assert_eq!(lines[0]["partial_id"], "stdout-7");
@@ -844,7 +915,13 @@ mod tests {
 
     #[test]
     fn event_builder() {
-        let e = Encoder::new("api", &[("env".into(), "p".into())], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new(
+            "api",
+            &[("env".into(), "p".into())],
+            16384,
+            KeyStyle::Default,
+        )
+        .unwrap();
         let mut out = Vec::new();
         e.event(&mut out, &ts(), "info", "exit")
             .u64("code", 143)

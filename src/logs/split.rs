@@ -77,7 +77,17 @@ impl StreamLines {
         let (id, mut ordinal) = self.partial.take().unwrap_or_else(|| self.new_id());
         let mut rest = line;
         loop {
-            let n = enc.piece(out, ts, self.stream, rest, Piece { id, ordinal, last: true });
+            let n = enc.piece(
+                out,
+                ts,
+                self.stream,
+                rest,
+                Piece {
+                    id,
+                    ordinal,
+                    last: true,
+                },
+            );
             ordinal += 1;
             rest = &rest[n..];
             if rest.is_empty() {
@@ -110,7 +120,11 @@ impl StreamLines {
                 ts,
                 self.stream,
                 &self.pending[start..self.pending.len() - 4],
-                Piece { id, ordinal, last: false },
+                Piece {
+                    id,
+                    ordinal,
+                    last: false,
+                },
             );
             if n == 0 {
                 break;
@@ -150,7 +164,8 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(|l| {
                 assert!(l.len() < max, "emitted {} bytes, limit {max}", l.len() + 1);
-                serde_json::from_slice(l).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(l)))
+                serde_json::from_slice(l)
+                    .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(l)))
             })
             .collect()
     }
@@ -201,7 +216,8 @@ mod tests {
         let l = logical(&v);
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].len(), 4096 * 1000);
-        let ids: std::collections::HashSet<_> = v.iter().map(|x| x["partial_id"].to_string()).collect();
+        let ids: std::collections::HashSet<_> =
+            v.iter().map(|x| x["partial_id"].to_string()).collect();
         assert_eq!(ids.len(), 1);
         for (i, x) in v.iter().enumerate() {
             assert_eq!(x["partial_ordinal"], (i + 1) as u64);
@@ -212,7 +228,10 @@ mod tests {
     fn utf8_straddling_reads_decodes_as_a_whole() {
         let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
         let s = "€".as_bytes();
-        assert_eq!(logical(&run(&e, &[&s[..1], &s[1..2], &s[2..], b"\n"])), vec!["€"]);
+        assert_eq!(
+            logical(&run(&e, &[&s[..1], &s[1..2], &s[2..], b"\n"])),
+            vec!["€"]
+        );
     }
 
     proptest! {
