@@ -1,15 +1,14 @@
-//! The command line: clap's definition, the `BERTH_*` environment fallback,
-//! help and version. Produces what the user typed as strings (`RunArgs`,
-//! `ProbeArgs`, `StatusArgs`); turning them into typed values is config.rs's
-//! job, so a bad *value* is exit 125 while a bad *command line* is exit 2.
+//! The command line: a small table-driven parser, the `BERTH_*` environment
+//! fallback, help and version. Produces what the user typed as strings
+//! (`RunArgs`, `ProbeArgs`, `StatusArgs`); turning them into typed values is
+//! config.rs's job, so a bad *value* is exit 125 while a bad *command line*
+//! is exit 2.
 //!
-//! clap lives only here (see docs/design.md "size"), so swapping it for a
-//! smaller parser stays a one-file change.
+//! Why not clap: it cost berth ~100 KiB of its 700 KiB budget (cargo bloat,
+//! docs/design.md "size") for what is one table and a loop here: options
+//! come first, the first other word starts COMMAND (or `--` does).
 
 use std::ffi::OsString;
-
-use clap::parser::ValueSource;
-use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::error::Error;
 
@@ -124,109 +123,187 @@ pub fn version() -> String {
     }
 }
 
-fn run_command() -> Command {
-    let mut cmd = Command::new("berth")
-        .about(ABOUT)
-        .override_usage(
-            "berth [OPTIONS] [--] COMMAND [ARG...]\n       berth probe [OPTIONS] TARGET\n       berth status [--ready] [--pid N]",
-        )
-        .disable_version_flag(true)
-        .arg(
-            Arg::new("version")
-                .short('V')
-                .long("version")
-                .action(ArgAction::SetTrue)
-                .help("Print the exact build and exit"),
-        )
-        .args_override_self(true);
-    for &(long, short, value, kind, help) in RUN_OPTIONS {
-        let mut arg = Arg::new(long).long(long).help(help);
-        if let Some(s) = short {
-            arg = arg.short(s);
-        }
-        arg = match kind {
-            Kind::Switch => arg.action(ArgAction::SetTrue),
-            Kind::Value => arg.value_name(value).action(ArgAction::Set),
-            Kind::Repeat => arg.value_name(value).action(ArgAction::Append),
-        };
-        cmd = cmd.arg(arg);
+/// Options of `berth probe` and `berth status`.
+const PROBE_OPTIONS: Options = &[
+    (
+        "timeout",
+        None,
+        "DURATION",
+        Kind::Value,
+        "Covers resolve + connect + response [default: 3s]",
+    ),
+    (
+        "header",
+        None,
+        "'NAME: VALUE'",
+        Kind::Repeat,
+        "Extra request header",
+    ),
+    (
+        "expect-status",
+        None,
+        "CODE",
+        Kind::Repeat,
+        "Healthy status codes (replaces the 2xx/3xx rule)",
+    ),
+];
+const STATUS_OPTIONS: Options = &[
+    (
+        "ready",
+        None,
+        "",
+        Kind::Switch,
+        "Also require ready: not draining and, with --health, a passing probe",
+    ),
+    (
+        "pid",
+        None,
+        "N",
+        Kind::Value,
+        "The berth to ask [default: PID 1 if berth, else the one berth in this PID namespace]",
+    ),
+];
+
+type Options = &'static [(&'static str, Option<char>, &'static str, Kind, &'static str)];
+
+/// What a scan of argv found.
+#[derive(Default)]
+struct Scanned {
+    /// (long name, value) in command-line order; switches have "".
+    given: Vec<(&'static str, String)>,
+    positionals: Vec<OsString>,
+    help: bool,
+    version: bool,
+}
+
+impl Scanned {
+    fn values(&self, long: &str) -> Vec<String> {
+        self.given
+            .iter()
+            .filter(|(k, _)| *k == long)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
-    cmd.arg(
-        Arg::new("command")
-            .value_name("COMMAND")
-            .num_args(1..)
-            .trailing_var_arg(true)
-            .value_parser(clap::value_parser!(OsString)),
-    )
+    fn last(&self, long: &str) -> Option<String> {
+        self.values(long).pop()
+    }
 }
 
-fn probe_command() -> Command {
-    Command::new("berth probe")
-        .about("One health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.")
-        .override_usage(
-            "berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH or tcp://HOST:PORT)",
-        )
-        .disable_version_flag(true)
-        .args_override_self(true)
-        .arg(Arg::new("target").value_name("TARGET").required(true))
-        .arg(
-            Arg::new("timeout")
-                .long("timeout")
-                .value_name("DURATION")
-                .help("Covers resolve + connect + response [default: 3s]"),
-        )
-        .arg(
-            Arg::new("header")
-                .long("header")
-                .value_name("NAME: VALUE")
-                .action(ArgAction::Append)
-                .help("Extra request header"),
-        )
-        .arg(
-            Arg::new("expect-status")
-                .long("expect-status")
-                .value_name("CODE")
-                .action(ArgAction::Append)
-                .help("Healthy status codes (replaces the 2xx/3xx rule)"),
-        )
+/// Reads options until `--` or, with `command_follows`, the first word that
+/// is not an option (everything from there on is COMMAND, untouched).
+fn scan(args: &[OsString], options: Options, command_follows: bool) -> Result<Scanned, Error> {
+    let mut out = Scanned::default();
+    let mut i = 0;
+    while i < args.len() {
+        let raw = &args[i];
+        i += 1;
+        let Some(arg) = raw.to_str() else {
+            if command_follows {
+                out.positionals.extend_from_slice(&args[i - 1..]);
+                return Ok(out);
+            }
+            out.positionals.push(raw.clone());
+            continue;
+        };
+        if arg == "--" {
+            out.positionals.extend_from_slice(&args[i..]);
+            return Ok(out);
+        }
+        let (opt, inline) = if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            }
+        } else if arg.len() >= 2 && arg.starts_with('-') && !arg.starts_with("--") {
+            // -u app, -uapp, -h, -V
+            let mut chars = arg[1..].chars();
+            let c = chars.next().unwrap_or('-');
+            let rest = chars.as_str();
+            let long = match c {
+                'h' => "help",
+                'V' => "version",
+                c => options
+                    .iter()
+                    .find(|o| o.1 == Some(c))
+                    .map(|o| o.0)
+                    .ok_or_else(|| Error::usage(format!("unknown option -{c} (berth --help)")))?,
+            };
+            (long, (!rest.is_empty()).then(|| rest.to_string()))
+        } else {
+            if command_follows {
+                out.positionals.extend_from_slice(&args[i - 1..]);
+                return Ok(out);
+            }
+            out.positionals.push(raw.clone());
+            continue;
+        };
+        match opt {
+            "help" => {
+                out.help = true;
+                continue;
+            }
+            "version" if command_follows => {
+                out.version = true;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(&(long, _, _, kind, _)) = options.iter().find(|o| o.0 == opt) else {
+            return Err(Error::usage(format!(
+                "unknown option --{opt} (berth --help)"
+            )));
+        };
+        let value = match (kind, inline) {
+            (Kind::Switch, Some(_)) => {
+                return Err(Error::usage(format!(
+                    "--{long} takes no value (berth --help)"
+                )))
+            }
+            (Kind::Switch, None) => String::new(),
+            (_, Some(v)) => v,
+            (_, None) => {
+                let v = args.get(i).and_then(|v| v.to_str()).ok_or_else(|| {
+                    Error::usage(format!(
+                        "--{long} needs a value: {} (berth --help)",
+                        options
+                            .iter()
+                            .find(|o| o.0 == long)
+                            .map(|o| o.2)
+                            .unwrap_or("")
+                    ))
+                })?;
+                i += 1;
+                v.to_string()
+            }
+        };
+        out.given.push((long, value));
+    }
+    Ok(out)
 }
 
-fn status_command() -> Command {
-    Command::new("berth status")
-        .about("Ask a running berth for the app's state. Exit 0 running and not unhealthy, 1 otherwise, 2 no berth answers.")
-        .disable_version_flag(true)
-        .args_override_self(true)
-        .arg(Arg::new("ready").long("ready").action(ArgAction::SetTrue).help("Also require ready: not draining and, with --health, a passing probe"))
-        .arg(Arg::new("pid").long("pid").value_name("N").help("The berth to ask [default: PID 1 if berth, else the one berth in this PID namespace]"))
-}
-
-/// Parses argv (without reading anything but the environment).
+/// Parses argv (reading nothing but the environment).
 pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invocation, Error> {
-    match argv.get(1).and_then(|a| a.to_str()) {
-        Some("probe") => return parse_probe(&argv[1..]),
-        Some("status") => return parse_status(&argv[1..]),
+    let args = argv.get(1..).unwrap_or(&[]);
+    match args.first().and_then(|a| a.to_str()) {
+        Some("probe") => return parse_probe(&args[1..]),
+        Some("status") => return parse_status(&args[1..]),
         _ => {}
     }
-    let mut cmd = run_command();
-    let m = match cmd.try_get_matches_from_mut(argv) {
-        Ok(m) => m,
-        Err(e) => return clap_error(e, &mut cmd),
-    };
-    if m.get_flag("version") {
+    let m = scan(args, RUN_OPTIONS, true)?;
+    if m.help {
+        return Ok(Invocation::Print(run_help()));
+    }
+    if m.version {
         return Ok(Invocation::Print(version() + "\n"));
     }
-    let mut args = RunArgs::default();
+    let mut a = RunArgs::default();
     let from_env = berth_env(env)?;
     for &(long, _, _, kind, _) in RUN_OPTIONS {
-        let on_command_line = m.value_source(long) == Some(ValueSource::CommandLine);
+        let given = m.values(long);
         let var = env_name(long);
-        let env_value = from_env
-            .iter()
-            .find(|(k, _)| *k == var)
-            .map(|(_, v)| v.as_str());
-        let values: Vec<String> = if on_command_line {
-            strings(&m, long, kind)
-        } else if let Some(v) = env_value {
+        let values: Vec<String> = if !given.is_empty() {
+            given
+        } else if let Some((_, v)) = from_env.iter().find(|(k, _)| *k == var) {
             match kind {
                 Kind::Switch => {
                     let on = crate::parse::switch(v)
@@ -237,7 +314,7 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
                         vec![]
                     }
                 }
-                Kind::Value => vec![v.to_string()],
+                Kind::Value => vec![v.clone()],
                 Kind::Repeat => v
                     .split(',')
                     .filter(|s| !s.is_empty())
@@ -247,18 +324,15 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
         } else {
             vec![]
         };
-        set(&mut args, long, values);
+        set(&mut a, long, values);
     }
-    args.command = m
-        .get_many::<OsString>("command")
-        .map(|v| v.cloned().collect())
-        .unwrap_or_default();
-    if args.command.is_empty() {
+    a.command = m.positionals;
+    if a.command.is_empty() {
         return Err(Error::usage(
             "no COMMAND given: usage: berth [OPTIONS] [--] COMMAND [ARG...] (berth --help)",
         ));
     }
-    Ok(Invocation::Run(Box::new(args)))
+    Ok(Invocation::Run(Box::new(a)))
 }
 
 /// The `BERTH_*` variables, checked: an unknown name is a typo (125).
@@ -285,22 +359,6 @@ fn berth_env(env: &[(OsString, OsString)]) -> Result<Vec<(String, String)>, Erro
 /// `grace` → `BERTH_GRACE`, `map-signal` → `BERTH_MAP_SIGNAL`.
 pub fn env_name(long: &str) -> String {
     format!("BERTH_{}", long.to_ascii_uppercase().replace('-', "_"))
-}
-
-fn strings(m: &ArgMatches, id: &str, kind: Kind) -> Vec<String> {
-    match kind {
-        Kind::Switch => {
-            if m.get_flag(id) {
-                vec![String::new()]
-            } else {
-                vec![]
-            }
-        }
-        _ => m
-            .get_many::<String>(id)
-            .map(|v| v.cloned().collect())
-            .unwrap_or_default(),
-    }
 }
 
 fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
@@ -343,56 +401,83 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
     }
 }
 
-fn parse_probe(argv: &[OsString]) -> Result<Invocation, Error> {
-    let mut cmd = probe_command();
-    let m = match cmd.try_get_matches_from_mut(argv) {
-        Ok(m) => m,
-        Err(e) => return clap_error(e, &mut cmd),
-    };
-    let get = |id: &str| m.get_one::<String>(id).cloned();
-    let many = |id: &str| -> Vec<String> {
-        m.get_many::<String>(id)
-            .map(|v| v.cloned().collect())
-            .unwrap_or_default()
-    };
-    Ok(Invocation::Probe(ProbeArgs {
-        target: get("target").unwrap_or_default(),
-        timeout: get("timeout"),
-        header: many("header"),
-        expect_status: many("expect-status"),
-    }))
-}
-
-fn parse_status(argv: &[OsString]) -> Result<Invocation, Error> {
-    let mut cmd = status_command();
-    let m = match cmd.try_get_matches_from_mut(argv) {
-        Ok(m) => m,
-        Err(e) => return clap_error(e, &mut cmd),
-    };
-    Ok(Invocation::Status(StatusArgs {
-        ready: m.get_flag("ready"),
-        pid: m.get_one::<String>("pid").cloned(),
-    }))
-}
-
-/// clap's help is printed as help (exit 0); every other clap error is a
-/// usage error (2) reduced to its first line.
-fn clap_error(e: clap::Error, cmd: &mut Command) -> Result<Invocation, Error> {
-    use clap::error::ErrorKind;
-    match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            Ok(Invocation::Print(cmd.render_help().to_string()))
+fn parse_probe(args: &[OsString]) -> Result<Invocation, Error> {
+    let m = scan(args, PROBE_OPTIONS, false)?;
+    if m.help {
+        return Ok(Invocation::Print(help(
+            "berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH or tcp://HOST:PORT)",
+            "One health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.",
+            PROBE_OPTIONS,
+        )));
+    }
+    let target = match m.positionals.as_slice() {
+        [t] => t
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::usage("probe: TARGET is not valid UTF-8"))?,
+        [] => {
+            return Err(Error::usage(
+                "probe: no TARGET given: usage: berth probe [OPTIONS] TARGET",
+            ))
         }
         _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad command line")
-                .trim_start_matches("error: ");
-            Err(Error::usage(format!("{first} (berth --help)")))
+            return Err(Error::usage(
+                "probe: one TARGET only: usage: berth probe [OPTIONS] TARGET",
+            ))
         }
+    };
+    Ok(Invocation::Probe(ProbeArgs {
+        target,
+        timeout: m.last("timeout"),
+        header: m.values("header"),
+        expect_status: m.values("expect-status"),
+    }))
+}
+
+fn parse_status(args: &[OsString]) -> Result<Invocation, Error> {
+    let m = scan(args, STATUS_OPTIONS, false)?;
+    if m.help {
+        return Ok(Invocation::Print(help(
+            "berth status [--ready] [--pid N]",
+            "Ask a running berth for the app's state. Exit 0 running and not unhealthy, 1 otherwise, 2 no berth answers.",
+            STATUS_OPTIONS,
+        )));
     }
+    if let Some(p) = m.positionals.first() {
+        return Err(Error::usage(format!(
+            "status: unexpected argument {:?}: usage: berth status [--ready] [--pid N]",
+            p
+        )));
+    }
+    Ok(Invocation::Status(StatusArgs {
+        ready: !m.values("ready").is_empty(),
+        pid: m.last("pid"),
+    }))
+}
+
+fn run_help() -> String {
+    let mut h = help(
+        "berth [OPTIONS] [--] COMMAND [ARG...]\n       berth probe [OPTIONS] TARGET\n       berth status [--ready] [--pid N]",
+        ABOUT,
+        RUN_OPTIONS,
+    );
+    h.push_str("  -V, --version\n          Print the exact build and exit\n");
+    h
+}
+
+fn help(usage: &str, about: &str, options: Options) -> String {
+    let mut h = format!("{about}\n\nUsage: {usage}\n\nOptions:\n");
+    for &(long, short, value, _, text) in options {
+        let short = short.map(|c| format!("-{c}, ")).unwrap_or_default();
+        let value = if value.is_empty() {
+            String::new()
+        } else {
+            format!(" {value}")
+        };
+        h.push_str(&format!("  {short}--{long}{value}\n          {text}\n"));
+    }
+    h.push_str("  -h, --help\n          Print help\n");
+    h
 }
 
 #[cfg(test)]
