@@ -80,11 +80,16 @@ impl Lines {
 
     /// Waits until a line satisfies `pred`; returns it.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_for_nth(what, 1, pred)
+    }
+
+    /// Waits until `n` lines satisfy `pred`; returns the n-th.
+    pub fn wait_for_nth(&self, what: &str, n: usize, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + LONG;
         let (m, c) = &*self.inner;
         let mut g = m.lock().unwrap();
         loop {
-            if let Some(l) = g.0.iter().find(|l| pred(l)) {
+            if let Some(l) = g.0.iter().filter(|l| pred(l)).nth(n - 1) {
                 return l.clone();
             }
             let now = Instant::now();
@@ -112,6 +117,8 @@ pub struct Berth {
     stdout_null: bool,
     /// (content, path) bind-mounted over a file inside the namespace.
     binds: Vec<(PathBuf, String)>,
+    /// Shell run inside the namespace before berth starts (mounts).
+    setup: Vec<String>,
 }
 
 pub struct Running {
@@ -176,7 +183,15 @@ impl Berth {
             pid1: true,
             stdout_null: false,
             binds: Vec::new(),
+            setup: Vec::new(),
         }
+    }
+
+    /// Runs `snippet` (sh) inside berth's namespaces before berth starts.
+    pub fn setup(mut self, snippet: &str) -> Self {
+        assert!(self.pid1, "setup() needs the namespace of PID 1 mode");
+        self.setup.push(snippet.to_string());
+        self
     }
 
     /// Replaces `path` (e.g. /etc/passwd) with `content` inside berth's
@@ -238,7 +253,7 @@ impl Berth {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = if self.pid1 && !self.binds.is_empty() {
+        let mut c = if self.pid1 && !(self.binds.is_empty() && self.setup.is_empty()) {
             let mut c = Command::new("unshare");
             c.args([
                 "--pid",
@@ -251,6 +266,9 @@ impl Berth {
             let mut script = String::new();
             for (i, (_, dst)) in self.binds.iter().enumerate() {
                 script.push_str(&format!("mount --bind \"$B{i}\" '{dst}' || exit 99; "));
+            }
+            for snippet in &self.setup {
+                script.push_str(&format!("{snippet} || exit 98; "));
             }
             script.push_str("exec \"$@\"");
             c.arg(script).arg("sh").arg(berth_bin());
@@ -342,6 +360,20 @@ impl Running {
         assert_eq!(rc, 0, "kill({pid}, {sig})");
     }
 
+    /// Runs a command inside berth's PID and mount namespaces (as a process
+    /// of berth's container would: `docker exec`).
+    pub fn exec_in(&self, args: &[&str]) -> std::process::Output {
+        let pid = self.berth_pid().to_string();
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &pid, "-p", "-m", "--"]).args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BERTH_") {
+                c.env_remove(k);
+            }
+        }
+        c.output().expect("nsenter")
+    }
+
     /// Waits for a stdout line containing `needle`.
     pub fn wait_for(&self, needle: &str) -> String {
         self.stdout.wait_for(needle, |l| l.contains(needle))
@@ -375,6 +407,33 @@ impl Running {
             elapsed,
         }
     }
+}
+
+/// A free loopback TCP port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One raw HTTP GET on loopback; returns the status code.
+pub fn http_get(port: u16, path: &str) -> u16 {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Children of `pid` per /proc (any thread's children file).

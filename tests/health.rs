@@ -1,0 +1,307 @@
+//! Health: `berth probe` as a command, supervised `--health` with Docker's
+//! semantics, `--on-unhealthy exit`, `berth status` and `--ready` across
+//! starting / healthy / unhealthy / draining, and peer-credential refusal.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{berth_bin, example, free_port, http_get, Berth, Running};
+
+fn probe(args: &[&str]) -> (i32, String, Duration) {
+    let t = Instant::now();
+    let out = Command::new(berth_bin())
+        .arg("probe")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t.elapsed(),
+    )
+}
+
+/// httpd on a free port, outside berth (for the probe command).
+struct Httpd(std::process::Child, u16);
+impl Httpd {
+    fn start() -> Httpd {
+        let port = free_port();
+        let mut c = Command::new(example("httpd"))
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(c.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(line.starts_with("listening"), "{line}");
+        Httpd(c, port)
+    }
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.1)
+    }
+}
+impl Drop for Httpd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn probe_command_healthy_unhealthy_and_reasons() {
+    let h = Httpd::start();
+    assert_eq!(probe(&[&h.url("/healthz")]).0, 0);
+    assert_eq!(probe(&[&format!("tcp://127.0.0.1:{}", h.1)]).0, 0);
+    assert_eq!(http_get(h.1, "/healthz/fail"), 200);
+    let (code, err, _) = probe(&[&h.url("/healthz")]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("berth: ") && err.contains("status 503"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    assert_eq!(probe(&["--expect-status", "503", &h.url("/healthz")]).0, 0);
+    let closed = free_port();
+    let (code, err, _) = probe(&[&format!("http://127.0.0.1:{closed}/")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn probe_command_usage_errors_are_2() {
+    for args in [
+        vec!["https://127.0.0.1/"],
+        vec!["ftp://x/"],
+        vec!["--timeout", "soon", "http://127.0.0.1/"],
+        vec!["--bogus", "http://127.0.0.1/"],
+        vec![],
+        vec!["--header", "Bad\r\nHeader: x", "http://127.0.0.1/"],
+    ] {
+        let (code, err, _) = probe(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert!(probe(&["https://127.0.0.1/"]).1.contains("TLS"));
+}
+
+#[test]
+fn probe_of_a_name_not_in_hosts_says_no_dns() {
+    let (code, err, _) = probe(&["http://no-such-name.invalid:80/"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("DNS"), "{err}");
+}
+
+#[test]
+fn probe_never_hangs_past_its_timeout() {
+    // Accepts and never answers.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let _keep = std::thread::spawn(move || {
+        let conns: Vec<_> = l.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(5));
+        drop(conns);
+    });
+    let (code, err, took) = probe(&["--timeout", "500ms", &format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("timeout after"), "{err}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+/// httpd under berth with supervised health on a fresh port.
+fn supervised(extra: &[&str]) -> (Running, u16) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let r = Berth::new()
+        .args([
+            "--health",
+            &url,
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "--grace",
+            "2s",
+        ])
+        .args(extra.iter().copied())
+        .app("httpd", &["--port", &port.to_string()])
+        .spawn();
+    r.wait_for("listening on");
+    (r, port)
+}
+
+fn health_event(r: &Running, state: &str) -> String {
+    r.stdout.wait_for(state, |l| {
+        l.contains("\"event\":\"health\"") && l.contains(&format!("\"state\":\"{state}\""))
+    })
+}
+
+fn status(r: &Running, ready: bool) -> (i32, serde_json::Value) {
+    let bin = berth_bin().display().to_string();
+    let mut args = vec![bin.as_str(), "status"];
+    if ready {
+        args.push("--ready");
+    }
+    let out = r.exec_in(&args);
+    let code = out.status.code().unwrap_or(-1);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:?} {:?}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+#[test]
+fn supervised_health_goes_healthy_then_unhealthy_and_back() {
+    let (r, port) = supervised(&[]);
+    health_event(&r, "healthy");
+    let (code, v) = status(&r, true);
+    assert_eq!(
+        (code, v["health"].as_str(), v["ready"].as_bool()),
+        (0, Some("healthy"), Some(true))
+    );
+    assert_eq!(v["pid"], 1);
+    http_get(port, "/healthz/fail");
+    let ev = health_event(&r, "unhealthy");
+    assert!(ev.contains("status 503"), "{ev}");
+    assert_eq!(status(&r, false).0, 1);
+    assert_eq!(status(&r, true).0, 1);
+    http_get(port, "/healthz/ok");
+    r.stdout.wait_for_nth("healthy again", 2, |l| {
+        l.contains("\"event\":\"health\"") && l.contains("\"state\":\"healthy\"")
+    });
+    r.signal(libc::SIGTERM);
+    let d = r.wait();
+    assert_eq!(d.code, 0);
+}
+
+#[test]
+fn on_unhealthy_exit_stops_the_app_and_exits_1() {
+    let (r, port) = supervised(&["--on-unhealthy", "exit"]);
+    health_event(&r, "healthy");
+    http_get(port, "/healthz/fail");
+    let d = r.wait();
+    assert_eq!(d.code, 1);
+    let e = d.event("exit");
+    assert_eq!(e["reason"], "unhealthy");
+    assert_eq!(e["code"], 1);
+}
+
+#[test]
+fn start_period_failures_do_not_count_and_status_is_starting() {
+    // Nothing listens on this port during the start period.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let r = Berth::new()
+        .args([
+            "--health",
+            &url,
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-start-period",
+            "30s",
+        ])
+        .app("sigprint", &[])
+        .spawn();
+    r.wait_for("\"msg\":\"ready\"");
+    std::thread::sleep(Duration::from_millis(800)); // several failing probes
+    let (code, v) = status(&r, false);
+    assert_eq!((code, v["health"].as_str()), (0, Some("starting")));
+    assert_eq!(status(&r, true).0, 1, "starting is not ready");
+    assert!(!r
+        .stdout
+        .snapshot()
+        .iter()
+        .any(|l| l.contains("\"state\":\"unhealthy\"")));
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait().code, 0);
+}
+
+#[test]
+fn draining_is_not_ready_and_still_serving() {
+    let port = free_port();
+    let r = Berth::new()
+        .args(["--drain", "3s", "--grace", "2s"])
+        .app("httpd", &["--port", &port.to_string()])
+        .spawn();
+    r.wait_for("listening on");
+    let (code, v) = status(&r, true);
+    assert_eq!(
+        (code, v["health"].as_str(), v["ready"].as_bool()),
+        (0, Some("none"), Some(true))
+    );
+    let t = Instant::now();
+    r.signal(libc::SIGTERM);
+    r.stdout.wait_for("drain note", |l| l.contains("draining"));
+    let (code, v) = status(&r, true);
+    assert_eq!((code, v["draining"].as_bool()), (1, Some(true)));
+    assert_eq!(status(&r, false).0, 0, "draining is still live");
+    assert_eq!(
+        http_get(port, "/healthz"),
+        200,
+        "still serving while draining"
+    );
+    let d = r.wait();
+    assert!(
+        t.elapsed() >= Duration::from_millis(2900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(d.code, 0);
+}
+
+#[test]
+fn status_refuses_other_users_and_answers_the_apps_uid() {
+    let r = Berth::new()
+        .args(["--user", "1000:1000", "--log-format=plain"])
+        .app("sigprint", &[])
+        .spawn();
+    r.wait_for("ready");
+    let bin = berth_bin().display().to_string();
+    let out = r.exec_in(&[
+        "setpriv",
+        "--reuid=4242",
+        "--regid=4242",
+        "--clear-groups",
+        &bin,
+        "status",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("permission denied"));
+    let out = r.exec_in(&[
+        "setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        &bin,
+        "status",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    r.signal(libc::SIGTERM);
+    r.wait();
+}
+
+#[test]
+fn status_without_a_berth_is_2() {
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(berth_bin())
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("berth: status: no berth"));
+}
