@@ -242,11 +242,7 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
     };
     let multiline = match a.log_multiline.as_deref() {
         None => false,
-        Some("indent") => {
-            return Err(Error::config(
-                "--log-multiline is not available in this build yet",
-            ))
-        }
+        Some("indent") => true,
         Some(o) => return Err(bad("log-multiline", format!("\"{o}\": expected indent"))),
     };
     Ok(LogConfig {

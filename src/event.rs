@@ -178,7 +178,7 @@ impl Supervisor {
                 pipes.push(AppPipe {
                     fd: r,
                     token,
-                    lines: StreamLines::new(name, &encoder),
+                    lines: StreamLines::new(name, &encoder).with_multiline(cfg.log.multiline),
                     polled: true,
                 });
                 write_ends.push(w);
@@ -329,13 +329,17 @@ impl Supervisor {
         self.finish()
     }
 
+    /// The nearest pending deadline; None while nothing waits (berth sleeps).
     fn next_deadline(&self) -> Option<Instant> {
-        let a = self.shutdown.deadline();
-        let b = self.monitor.as_ref().and_then(|m| m.deadline());
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let held = self.pipes.iter().filter_map(|p| p.lines.hold_deadline());
+        [
+            self.shutdown.deadline(),
+            self.monitor.as_ref().and_then(|m| m.deadline()),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(held)
+        .min()
     }
 
     /// Returns true when SIGCHLD asks for a reap.
@@ -437,6 +441,10 @@ impl Supervisor {
 
     fn on_deadlines(&mut self) {
         let now = Instant::now();
+        for p in &mut self.pipes {
+            p.lines
+                .flush_due(now, self.events.encoder(), &mut self.out.buf);
+        }
         if self.shutdown.deadline().is_some_and(|d| now >= d) {
             let acts = self.shutdown.on(Input::Deadline, now);
             self.apply(acts);

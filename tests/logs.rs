@@ -235,3 +235,67 @@ fn slow_reader_blocks_the_app_without_growing_berth() {
     assert!(lines >= 300_000, "only {lines} lines");
     let _ = example("spew");
 }
+
+#[test]
+fn multiline_joins_stack_traces_and_holds_at_most_briefly() {
+    let script = r#"printf 'Exception in thread "main" java.lang.IllegalStateException: boom\n\tat App.run(App.java:10)\nCaused by: java.io.IOException: disk\n\t... 2 more\nnext event\n' >&2
+printf 'head\n'; sleep 0.3; printf '  late continuation\n'; exec sleep 1"#;
+    let d = Berth::new()
+        .args(["--log-multiline", "indent", "--log-keys", "gcp"])
+        .cmd("sh", &["-c", script])
+        .run();
+    assert_eq!(d.code, 0);
+    let events: Vec<serde_json::Value> = d
+        .json()
+        .into_iter()
+        .filter(|v| v["stream"] == "stderr")
+        .collect();
+    assert_eq!(events.len(), 2, "{:?}", d.stdout);
+    let trace = events[0]["message"].as_str().unwrap();
+    assert_eq!(
+        trace,
+        "Exception in thread \"main\" java.lang.IllegalStateException: boom\n\tat App.run(App.java:10)\nCaused by: java.io.IOException: disk\n\t... 2 more"
+    );
+    assert_eq!(events[1]["message"], "next event");
+    // A continuation 300 ms later finds the event already written (held at
+    // most 50 ms): it starts an event of its own.
+    let out: Vec<serde_json::Value> = d
+        .json()
+        .into_iter()
+        .filter(|v| v["stream"] == "stdout")
+        .collect();
+    let msgs: Vec<&str> = out.iter().map(|v| v["message"].as_str().unwrap()).collect();
+    assert_eq!(msgs, vec!["head", "  late continuation"]);
+    assert_eq!(d.json().last().unwrap()["event"], "exit");
+}
+
+#[test]
+fn multiline_idle_berth_does_not_wake_up() {
+    let r = Berth::new()
+        .args(["--log-multiline=indent"])
+        .cmd(
+            "sh",
+            &[
+                "-c",
+                "echo 'trace'; echo '  frame'; echo ready; exec sleep 30",
+            ],
+        )
+        .spawn();
+    r.wait_for("\"msg\":\"ready\"");
+    let pid = r.berth_pid();
+    let switches = || {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        s.lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    // Let the held "ready" event's 50 ms deadline pass, then count.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = switches();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert_eq!(switches(), before, "berth woke up with nothing held");
+    r.signal(libc::SIGTERM);
+    let d = r.wait();
+    assert_eq!(d.msgs("stdout"), vec!["trace\n  frame", "ready"]);
+}

@@ -206,6 +206,30 @@ pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     escape_limited(out, bytes, usize::MAX);
 }
 
+/// How many bytes `escape_into` would write for `bytes`.
+pub fn escaped_size(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    for chunk in bytes.utf8_chunks() {
+        for &b in chunk.valid().as_bytes() {
+            n += if NEEDS_ESCAPE[b as usize] {
+                escaped_len(b)
+            } else {
+                1
+            };
+        }
+        if !chunk.invalid().is_empty() {
+            n += REPLACEMENT.len();
+        }
+    }
+    n
+}
+
+/// The line is exactly one JSON object (its fields would be merged).
+pub fn is_object_line(line: &[u8]) -> bool {
+    let t = line.trim_ascii();
+    t.len() >= 2 && t[0] == b'{' && t[t.len() - 1] == b'}' && object_keys(t).is_some()
+}
+
 fn push_str_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(b",\"");
     escape_into(out, key.as_bytes());
@@ -272,6 +296,13 @@ impl Encoder {
         self.max_line_bytes
     }
 
+    /// The most escaped message bytes one unsplit text line of `stream`
+    /// can carry under `--log-max-line`.
+    pub fn text_room(&self, stream: &str) -> usize {
+        self.max_line_bytes
+            .saturating_sub(self.head_len(stream) + 3)
+    }
+
     /// `{"ts":"…","stream":"…","service":"…"<fields>,"msg":"`
     fn head_len(&self, stream: &str) -> usize {
         let k = self.keys;
@@ -314,9 +345,7 @@ impl Encoder {
             return true;
         }
         let start = out.len();
-        let budget = self
-            .max_line_bytes
-            .saturating_sub(self.head_len(stream) + 3);
+        let budget = self.text_room(stream);
         out.reserve(self.head_len(stream) + line.len() + 3);
         self.write_head(out, ts, stream);
         self.write_msg_key(out);
