@@ -65,6 +65,8 @@ pub struct Config {
     pub log: LogConfig,
     pub health: Option<HealthConfig>,
     pub on_unhealthy_exit: bool,
+    /// `--status-listen`: serve /livez and /readyz over HTTP here.
+    pub status_listen: Option<std::net::SocketAddr>,
     /// (resource, name, soft, hard)
     pub rlimits: Vec<parse::Rlimit>,
     pub no_new_privs: bool,
@@ -153,11 +155,10 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
             ))
         }
     };
-    if a.status_listen.is_some() {
-        return Err(Error::config(
-            "--status-listen is not available in this build yet",
-        ));
-    }
+    let status_listen = match &a.status_listen {
+        None => None,
+        Some(v) => Some(parse::listen_addr(v).map_err(|e| bad("status-listen", e))?),
+    };
     Ok(Config {
         command: a.command.clone(),
         identity,
@@ -174,6 +175,7 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         log,
         health,
         on_unhealthy_exit,
+        status_listen,
         rlimits,
         no_new_privs: !a.allow_new_privs,
         keep_root: a.keep_root,

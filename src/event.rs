@@ -29,6 +29,7 @@ use crate::reap;
 use crate::shutdown::{self, Action, Input, Shutdown, StopCause};
 use crate::signals::{classify, Class};
 use crate::status::{Snapshot, StatusServer};
+use crate::status_http::{HttpStatus, Interest};
 use crate::{cgroup, privs, spawn, sys};
 
 const TOKEN_SIGNALS: u64 = 0;
@@ -36,6 +37,8 @@ const TOKEN_STDOUT_PIPE: u64 = 1;
 const TOKEN_STDERR_PIPE: u64 = 2;
 const TOKEN_OUT: u64 = 3;
 const TOKEN_STATUS: u64 = 4;
+const TOKEN_HTTP_LISTENER: u64 = 5;
+const TOKEN_HTTP_CLIENT: u64 = 6;
 
 /// One read serves many lines; 64 KiB is a pipe's default capacity.
 const READ_CHUNK: usize = 64 * 1024;
@@ -67,6 +70,9 @@ pub struct Supervisor {
     oom_before: Option<u64>,
     monitor: Option<Monitor>,
     status: Option<StatusServer>,
+    /// `--status-listen`, and which of its fds epoll watches now.
+    http: Option<HttpStatus>,
+    http_watched: Interest,
 }
 
 /// Runs COMMAND under berth and returns berth's exit code.
@@ -207,6 +213,23 @@ impl Supervisor {
                 .map_err(|e| setup_err("epoll_ctl", e))?;
         }
 
+        // Bound before the app starts, so a taken port is berth's 125.
+        let http = match cfg.status_listen {
+            None => None,
+            Some(addr) => {
+                let h = HttpStatus::bind(addr).map_err(|e| {
+                    Error::config(format!("setup failed: --status-listen {addr}: {e}"))
+                })?;
+                epoll
+                    .add(
+                        sys::borrow_fd(h.listener_fd()),
+                        EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_HTTP_LISTENER),
+                    )
+                    .map_err(|e| setup_err("epoll_ctl", e))?;
+                Some(h)
+            }
+        };
+
         let oom_before = cgroup::oom_kill_count();
         let started = Instant::now();
         let app = sys::spawn(&req).map_err(|f| spawn::failure_to_error(f, &cfg.command[0]))?;
@@ -231,6 +254,8 @@ impl Supervisor {
             oom_before,
             monitor: cfg.health.clone().map(|h| Monitor::new(h, started)),
             status,
+            http,
+            http_watched: Interest::Listener,
             cfg,
         };
         let (app_uid, app_gid) = s
@@ -317,6 +342,7 @@ impl Supervisor {
                     TOKEN_STDOUT_PIPE | TOKEN_STDERR_PIPE => self.read_pipe(ev.data()),
                     TOKEN_OUT => {} // flushed below
                     TOKEN_STATUS => self.answer_status(),
+                    TOKEN_HTTP_LISTENER | TOKEN_HTTP_CLIENT => self.serve_http(ev.data()),
                     _ => {}
                 }
             }
@@ -335,6 +361,7 @@ impl Supervisor {
         [
             self.shutdown.deadline(),
             self.monitor.as_ref().and_then(|m| m.deadline()),
+            self.http.as_ref().and_then(|h| h.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -449,6 +476,10 @@ impl Supervisor {
             let acts = self.shutdown.on(Input::Deadline, now);
             self.apply(acts);
         }
+        if let Some(h) = self.http.as_mut() {
+            let want = h.on_time(now);
+            self.watch_http(want);
+        }
         if self.app_end.is_none() && !self.shutdown.stopping() {
             if let Some(m) = self.monitor.as_mut() {
                 m.on_time(now);
@@ -503,6 +534,45 @@ impl Supervisor {
         if let Some(s) = self.status.as_mut() {
             s.accept(&snap);
         }
+    }
+
+    /// `--status-listen`: take a client, or read (and answer) the one in progress.
+    fn serve_http(&mut self, token: u64) {
+        let snap = self.snapshot();
+        let Some(h) = self.http.as_mut() else {
+            return;
+        };
+        let want = if token == TOKEN_HTTP_LISTENER {
+            h.accept(Instant::now())
+        } else {
+            h.on_readable(&snap)
+        };
+        self.watch_http(want);
+    }
+
+    /// Points epoll at the listener or at the client in progress (one at a
+    /// time: the kernel's backlog holds the others meanwhile).
+    fn watch_http(&mut self, want: Interest) {
+        if want == self.http_watched {
+            return;
+        }
+        let Some(h) = self.http.as_ref() else {
+            return;
+        };
+        // A closed client fd has already left the epoll set: ignore errors.
+        let _ = match self.http_watched {
+            Interest::Listener => self.epoll.delete(sys::borrow_fd(h.listener_fd())),
+            Interest::Client(fd) => self.epoll.delete(sys::borrow_fd(fd)),
+        };
+        let (fd, token) = match want {
+            Interest::Listener => (h.listener_fd(), TOKEN_HTTP_LISTENER),
+            Interest::Client(fd) => (fd, TOKEN_HTTP_CLIENT),
+        };
+        let _ = self.epoll.add(
+            sys::borrow_fd(fd),
+            EpollEvent::new(EpollFlags::EPOLLIN, token),
+        );
+        self.http_watched = want;
     }
 
     /// Reads one chunk from an app pipe and encodes its lines.

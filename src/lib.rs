@@ -20,6 +20,7 @@ pub mod shutdown;
 pub mod signals;
 pub mod spawn;
 pub mod status;
+pub mod status_http;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod user;

@@ -252,6 +252,22 @@ pub fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `ADDR:PORT` to listen on: `127.0.0.1:9000`, `[::]:9000`, or `:9000`
+/// (every IPv4 address, what a Kubernetes `httpGet` probe on the pod IP needs).
+pub fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let t = s.trim();
+    let full = match t.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => t.to_string(),
+    };
+    match full.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => Ok(a),
+        _ => Err(format!(
+            "\"{s}\": expected ADDR:PORT like 0.0.0.0:9000, [::]:9000 or :9000"
+        )),
+    }
+}
+
 /// `1/true/yes` or `0/false/no`.
 pub fn switch(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -295,6 +311,19 @@ pub fn bytes(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_addr(":9000").unwrap().to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            listen_addr("127.0.0.1:80").unwrap().to_string(),
+            "127.0.0.1:80"
+        );
+        assert_eq!(listen_addr("[::]:9000").unwrap().to_string(), "[::]:9000");
+        for bad in ["9000", "localhost:80", ":0", ":99999", "", "1.2.3.4"] {
+            assert!(listen_addr(bad).is_err(), "{bad}");
+        }
+    }
 
     fn d(s: &str) -> Duration {
         duration(s).unwrap()

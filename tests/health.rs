@@ -305,3 +305,89 @@ fn status_without_a_berth_is_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("berth: status: no berth"));
 }
+
+#[test]
+fn status_listen_serves_livez_and_readyz_across_start_healthy_and_draining() {
+    let app_port = free_port();
+    let status_port = free_port();
+    let r = Berth::new()
+        .args([
+            "--status-listen",
+            &format!("127.0.0.1:{status_port}"),
+            "--health",
+            &format!("http://127.0.0.1:{app_port}/healthz"),
+            "--health-interval",
+            "30s",
+            "--health-start-period",
+            "30s",
+            "--health-start-interval",
+            "200ms",
+            "--drain",
+            "3s",
+            "--grace",
+            "2s",
+        ])
+        .cmd(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "sleep 0.6; exec {} --port {app_port}",
+                    example("httpd").display()
+                ),
+            ],
+        )
+        .spawn();
+    // Before the app listens: alive, not ready (starting).
+    r.stdout
+        .wait_for("start", |l| l.contains("\"event\":\"start\""));
+    assert_eq!(http_get(status_port, "/livez"), 200);
+    assert_eq!(http_get(status_port, "/readyz"), 503);
+    // The start interval (200 ms), not the 30 s interval, finds it healthy.
+    health_event(&r, "healthy");
+    assert_eq!(http_get(status_port, "/readyz"), 200);
+    assert_eq!(http_get(status_port, "/nope"), 404);
+    r.signal(libc::SIGTERM);
+    r.stdout.wait_for("drain note", |l| l.contains("draining"));
+    assert_eq!(http_get(status_port, "/readyz"), 503);
+    assert_eq!(http_get(status_port, "/livez"), 200);
+    assert_eq!(r.wait().code, 0);
+}
+
+#[test]
+fn status_listen_silent_client_cannot_stall_berth() {
+    let status_port = free_port();
+    let r = Berth::new()
+        .args(["--status-listen", &format!(":{status_port}")])
+        .app("sigprint", &[])
+        .spawn();
+    r.wait_for("\"msg\":\"ready\"");
+    // Connects and sends nothing; another floods a request head with no end.
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", status_port)).unwrap();
+    let mut flood = std::net::TcpStream::connect(("127.0.0.1", status_port)).unwrap();
+    use std::io::Write;
+    let _ = flood.write_all(&[b'A'; 4096]);
+    // Signals still flow while those clients hang on.
+    r.signal(libc::SIGUSR1);
+    r.wait_for("\"msg\":\"USR1\"");
+    // The silent client is dropped after its deadline; then berth answers.
+    assert_eq!(http_get(status_port, "/livez"), 200);
+    r.signal(libc::SIGTERM);
+    assert_eq!(r.wait().code, 0);
+}
+
+#[test]
+fn status_listen_on_a_taken_port_is_125() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let d = Berth::new()
+        .args(["--status-listen", &format!("127.0.0.1:{port}")])
+        .app("sigprint", &[])
+        .run();
+    assert_eq!(d.code, 125);
+    assert!(
+        d.stderr_text().contains("--status-listen"),
+        "{}",
+        d.stderr_text()
+    );
+}
