@@ -3,8 +3,16 @@
 //! berth's own drop to the app's ids afterwards. The id-changing calls
 //! themselves are in sys.rs; looking users up is user.rs's job.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+use nix::unistd::{fchownat, Gid, Uid};
 
 use crate::error::Error;
 use crate::user::Identity;
@@ -51,36 +59,107 @@ pub fn check_can_switch(id: &Identity, euid: u32, caps: Option<u64>) -> Result<(
 }
 
 /// `--chown PATH`: gives PATH and everything below it to uid:gid where the
-/// owner differs. lchown never follows a symlink (the link itself changes
-/// owner); directories on another file system (st_dev differs) are not
-/// entered, so a bind mount of the host's /etc under PATH stays untouched.
+/// owner differs. The walk goes by directory fds (`openat` with
+/// `O_NOFOLLOW | O_DIRECTORY`, `fstatat`/`fchownat` with
+/// `AT_SYMLINK_NOFOLLOW`), so a symlink is never followed, not even one
+/// swapped in for a directory while berth walks (the link itself changes
+/// owner); anything on another file system (`st_dev` differs: a bind mount
+/// of the host's /etc under PATH) is neither changed nor entered.
 pub fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<u64, Error> {
+    let fail = |p: &Path, e: Errno| Error::config(format!("--chown {}: {}", p.display(), e.desc()));
     let meta = std::fs::symlink_metadata(root)
         .map_err(|e| Error::config(format!("--chown {}: {e}", root.display())))?;
-    let dev = meta.dev();
     let mut changed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(m) = std::fs::symlink_metadata(&p) else {
-            continue; // vanished meanwhile
-        };
-        if m.dev() != dev {
-            continue;
+    if meta.uid() != uid || meta.gid() != gid {
+        std::os::unix::fs::lchown(root, Some(uid), Some(gid))
+            .map_err(|e| Error::config(format!("--chown {}: {e}", root.display())))?;
+        changed += 1;
+    }
+    if !meta.file_type().is_dir() {
+        return Ok(changed);
+    }
+    let dir = open(CWD, root).map_err(|e| fail(root, e))?;
+    let mut walk = Walk {
+        dev: meta.dev(),
+        uid,
+        gid,
+        changed,
+    };
+    walk.dir(dir, root).map_err(|(p, e)| fail(&p, e))?;
+    Ok(walk.changed)
+}
+
+const CWD: BorrowedFd<'static> = nix::fcntl::AT_FDCWD;
+
+/// Opens a directory below `parent` without following a symlink.
+fn open<P: ?Sized + nix::NixPath>(parent: BorrowedFd, name: &P) -> nix::Result<OwnedFd> {
+    nix::fcntl::openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+struct Walk {
+    dev: u64,
+    uid: u32,
+    gid: u32,
+    changed: u64,
+}
+
+impl Walk {
+    /// Changes the entries of the open directory `fd` (at `path`, for
+    /// messages), depth first; one fd open per level.
+    fn dir(&mut self, fd: OwnedFd, path: &Path) -> Result<(), (PathBuf, Errno)> {
+        let at = |e: Errno| (path.to_path_buf(), e);
+        // The directory itself may be a mount point reached by a race.
+        if fstat(&fd).map_err(at)?.st_dev != self.dev {
+            return Ok(());
         }
-        if m.uid() != uid || m.gid() != gid {
-            std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
-                .map_err(|e| Error::config(format!("--chown {}: {e}", p.display())))?;
-            changed += 1;
-        }
-        if m.file_type().is_dir() {
-            let entries = std::fs::read_dir(&p)
-                .map_err(|e| Error::config(format!("--chown {}: {e}", p.display())))?;
-            for e in entries.flatten() {
-                stack.push(e.path());
+        // One fd to iterate, one to open and change entries relative to.
+        let parent = nix::unistd::dup(&fd).map_err(at)?;
+        let mut dir = Dir::from_fd(fd).map_err(at)?;
+        let mut subdirs: Vec<std::ffi::CString> = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(at)?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let Ok(st) = fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+                continue; // vanished meanwhile
+            };
+            if st.st_dev != self.dev {
+                continue;
+            }
+            if st.st_uid != self.uid || st.st_gid != self.gid {
+                fchownat(
+                    &parent,
+                    name,
+                    Some(Uid::from_raw(self.uid)),
+                    Some(Gid::from_raw(self.gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| (path.join(std::ffi::OsStr::from_bytes(name.to_bytes())), e))?;
+                self.changed += 1;
+            }
+            if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR {
+                subdirs.push(name.to_owned());
             }
         }
+        drop(dir);
+        for name in subdirs {
+            let child_path = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+            match open(parent.as_fd(), name.as_c_str()) {
+                Ok(child) => self.dir(child, &child_path)?,
+                // Swapped for a symlink or removed since: not ours to follow.
+                Err(Errno::ELOOP | Errno::ENOTDIR | Errno::ENOENT) => {}
+                Err(e) => return Err((child_path, e)),
+            }
+        }
+        Ok(())
     }
-    Ok(changed)
 }
 
 #[cfg(test)]

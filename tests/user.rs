@@ -165,3 +165,81 @@ fn root_without_setuid_capability_is_125_with_the_fix() {
         "{err}"
     );
 }
+
+/// A hostile volume: symlinks to files and a directory the app must not
+/// get, and another file system mounted inside.
+#[test]
+fn chown_never_follows_symlinks_nor_crosses_file_systems() {
+    use std::os::unix::fs::{symlink, MetadataExt};
+    let root = std::env::temp_dir().join(format!("berth-chown-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(data.join("b")).unwrap();
+    std::fs::create_dir_all(data.join("mnt")).unwrap();
+    std::fs::create_dir_all(root.join("outside")).unwrap();
+    std::fs::write(data.join("a"), "a").unwrap();
+    std::fs::write(data.join("b/c"), "c").unwrap();
+    std::fs::write(root.join("secret"), "root only").unwrap();
+    std::fs::write(root.join("outside/f"), "f").unwrap();
+    symlink(root.join("secret"), data.join("evil")).unwrap();
+    symlink(root.join("outside"), data.join("evildir")).unwrap();
+    symlink("/etc/passwd", data.join("b/passwd")).unwrap();
+    let d = data.display().to_string();
+    let out = Berth::new()
+        .setup(&format!(
+            "mount -t tmpfs none {d}/mnt && echo x > {d}/mnt/inside"
+        ))
+        .args(["--user", "1000:1000", "--chown", &d, "--log-format=plain"])
+        .cmd(
+            "sh",
+            &["-c", &format!("stat -c %u {d}/mnt {d}/mnt/inside; id -u")],
+        )
+        .run();
+    assert_eq!(out.code, 0, "{:?}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        vec!["0", "0", "1000"],
+        "the tmpfs is not entered"
+    );
+    let owner = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().uid();
+    for p in ["", "a", "b", "b/c", "evil", "evildir", "b/passwd"] {
+        assert_eq!(
+            owner(&data.join(p)),
+            1000,
+            "{p} (links themselves change owner)"
+        );
+    }
+    assert_eq!(
+        owner(&root.join("secret")),
+        0,
+        "symlinked file not followed"
+    );
+    assert_eq!(
+        owner(&root.join("outside")),
+        0,
+        "symlinked dir not followed"
+    );
+    assert_eq!(owner(&root.join("outside/f")), 0);
+    assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), 0);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn chown_needs_user_and_an_existing_path() {
+    let d = Berth::new()
+        .args(["--chown", "/tmp"])
+        .cmd("true", &[])
+        .run();
+    assert_eq!(d.code, 125);
+    assert!(d.stderr_text().contains("--chown"), "{}", d.stderr_text());
+    let d = Berth::new()
+        .args(["--user", "1000:1000", "--chown", "/no/such/path"])
+        .cmd("true", &[])
+        .run();
+    assert_eq!(d.code, 125);
+    assert!(
+        d.stderr_text().contains("/no/such/path"),
+        "{}",
+        d.stderr_text()
+    );
+}
