@@ -391,3 +391,77 @@ fn status_listen_on_a_taken_port_is_125() {
         d.stderr_text()
     );
 }
+
+/// Two containers of one pod: two PID namespaces, one network namespace
+/// (abstract sockets are per network namespace). Each `berth status` must
+/// reach its own berth, named by its PID namespace's inode.
+#[test]
+fn two_berths_sharing_a_network_namespace_answer_for_themselves() {
+    let draining = Berth::new()
+        .args(["--drain", "30s", "--grace", "1s"])
+        .app("sigprint", &[])
+        .spawn();
+    let serving = Berth::new().app("sigprint", &[]).spawn();
+    draining.wait_for("\"msg\":\"ready\"");
+    serving.wait_for("\"msg\":\"ready\"");
+    draining.signal(libc::SIGTERM);
+    draining
+        .stdout
+        .wait_for("drain note", |l| l.contains("draining"));
+    let (code_a, a) = status(&draining, true);
+    let (code_b, b) = status(&serving, true);
+    assert_eq!((code_a, a["draining"].as_bool()), (1, Some(true)));
+    assert_eq!((code_b, b["draining"].as_bool()), (0, Some(false)));
+    assert_eq!((a["pid"].as_u64(), b["pid"].as_u64()), (Some(1), Some(1)));
+    serving.signal(libc::SIGTERM);
+    assert_eq!(serving.wait().code, 0);
+    draining.signal(libc::SIGTERM); // a second TERM skips the drain
+    assert_eq!(draining.wait().code, 0);
+}
+
+/// Under `docker run --init` (or a shared process namespace) berth is not
+/// PID 1: `berth status` finds the one berth of the namespace.
+#[test]
+fn status_finds_berth_when_it_is_not_pid1() {
+    let bin = berth_bin().display().to_string();
+    let mut outer = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg("\"$0\" --log-format=plain -- \"$1\" & wait")
+        .arg(&bin)
+        .arg(example("sigprint"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let berth = crate::util::descendants_of(outer.id() as i32)
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "berth")
+        })
+        .expect("berth under the namespace's sh");
+    let out = Command::new("nsenter")
+        .args(["-t", &berth.to_string(), "-p", "-m", "--"])
+        .args([&bin, "status"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(v["pid"], 2, "berth is the child of the namespace's PID 1");
+    let _ = outer.kill();
+    let _ = outer.wait();
+}
