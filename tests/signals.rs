@@ -186,3 +186,70 @@ fn sigint_is_forwarded_and_starts_the_grace_period() {
     assert_eq!(d.code, 137);
     assert_eq!(d.event("exit")["reason"], "grace_expired");
 }
+
+/// `docker run -it`: stdin is a terminal; the app's group becomes its
+/// foreground group, so Ctrl-C (typed on the terminal) reaches the app from
+/// the kernel, as in a shell, and berth itself is not interrupted.
+#[test]
+fn ctrl_c_on_a_terminal_reaches_the_app_as_in_a_shell() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two fds into the ints we own; no name, termios
+    // or winsize pointers.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both fds were just opened by openpty and are owned here only.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // setsid --ctty: a new session whose controlling terminal is the pty,
+    // as the engine sets up for `-it`.
+    let mut child = std::process::Command::new("setsid")
+        .args([
+            "--ctty",
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+        ])
+        .arg(crate::util::berth_bin())
+        .args(["--log-format=json", "--grace=2s", "--"])
+        .arg(crate::util::example("sigprint"))
+        .args(["--exit-on", "INT", "--code", "7"])
+        .stdin(std::process::Stdio::from(slave))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        lines.push(std::mem::take(&mut line));
+        if lines.last().unwrap().contains(&msg("ready")) {
+            break;
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains(&msg("ready"))), "{lines:?}");
+    let mut tty = std::fs::File::from(master);
+    tty.write_all(b"\x03").unwrap(); // Ctrl-C
+    while out.read_line(&mut line).unwrap() > 0 {
+        lines.push(std::mem::take(&mut line));
+    }
+    let status = child.wait().unwrap();
+    let all = lines.join("");
+    assert!(all.contains(&msg("INT")), "the app got SIGINT: {all}");
+    assert_eq!(status.code(), Some(7), "{all}");
+    assert!(
+        !all.contains("\"event\":\"signal\""),
+        "the kernel signalled the app's group, not berth: {all}"
+    );
+}
