@@ -197,3 +197,72 @@ fn not_pid1_berth_works_as_subreaper() {
     let v: Value = serde_json::from_str(&d.stdout[0]).unwrap();
     assert_eq!(v["fds"], serde_json::json!([0, 1, 2]));
 }
+
+/// Socket activation with a real listening socket handed in by the caller
+/// (as systemd or `podman run --preserve-fds` do): the app holds that very
+/// socket as fd 3 and can be connected to through it.
+#[test]
+fn socket_activation_hands_a_listening_socket_to_the_app() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fd = listener.as_raw_fd();
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(crate::util::berth_bin())
+        .args(["--log-format=plain", "--", "sleep", "30"])
+        .env("LISTEN_FDS", "1")
+        .env_remove("LISTEN_PID");
+    // SAFETY: dup2 and fcntl are async-signal-safe; they make the listener
+    // fd 3 of the child only, without close-on-exec (dup2 onto itself
+    // keeps the flag, hence the fcntl).
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    let want = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let app = loop {
+        let sleep = crate::util::descendants_of(child.id() as i32)
+            .into_iter()
+            .find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            });
+        if let Some(p) = sleep {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{app}/fd/3")).unwrap(),
+        want,
+        "fd 3 of the app is the caller's listening socket"
+    );
+    assert!(
+        std::fs::read_link(format!("/proc/{app}/fd/4")).is_err(),
+        "nothing else beyond it"
+    );
+    let environ = std::fs::read(format!("/proc/{app}/environ")).unwrap();
+    let env: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+    assert!(env.contains(&&b"LISTEN_FDS=1"[..]));
+    assert!(
+        env.iter().any(|e| e.starts_with(b"LISTEN_PID=")),
+        "LISTEN_PID set to the app's pid"
+    );
+    // The test's own copy goes; the app's keeps the port open.
+    drop(listener);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let _ = child.kill();
+    let _ = child.wait();
+}
