@@ -1206,6 +1206,17 @@ fn compose_example_up_healthy_down_gracefully() {
     let api = compose(&["ps", "-q", "api"]);
     let web = compose(&["ps", "-q", "web"]);
     assert_eq!(inspect(&api, "{{.State.Health.Status}}"), "healthy");
+    // The hardening the file shows did reach the engine.
+    for c in [&api, &web] {
+        let h: Value = serde_json::from_str(&inspect(c, "{{json .HostConfig}}")).unwrap();
+        assert_eq!(h["ReadonlyRootfs"], true);
+        assert_eq!(h["CapDrop"], serde_json::json!(["ALL"]));
+        assert_eq!(
+            h["SecurityOpt"],
+            serde_json::json!(["no-new-privileges:true"])
+        );
+        assert_eq!(h["Memory"], 128 << 20);
+    }
     assert_eq!(inspect(&web, "{{.State.Running}}"), "true");
     // Order as the engine recorded it: api healthy before web started.
     ev.wait_for(&["web start"]);
