@@ -243,8 +243,8 @@ impl Scope {
         format!("{}-{what}", self.prefix)
     }
 
-    /// Builds `dockerfile` in a fresh context holding `files` (path in the
-    /// context, content) and the rootfs/ of `rootfs()`; returns the tag.
+    /// Builds `dockerfile` in a fresh context holding `rootfs/` (see
+    /// `rootfs()`) with `--build-arg`s; returns the tag.
     /// `--no-cache`: tests build in parallel and remove their images, so no
     /// image of one test may be a cached parent of another's.
     fn build(&self, what: &str, dockerfile: &str, build_args: &[(&str, &str)]) -> String {
@@ -554,8 +554,8 @@ fn docker_stop_app_without_term_handler() {
             assert_eq!(r.code, 137, "PID 1 without a handler ignores TERM");
             assert!(r.took >= Duration::from_secs(3), "{:?}", r.took);
         } else {
+            // 143, not 137: TERM ended it, not the engine's KILL at 3 s.
             assert_eq!(r.code, 143, "{init:?}");
-            assert!(r.took < Duration::from_secs(3), "{init:?}: {:?}", r.took);
         }
     });
 }
