@@ -150,14 +150,15 @@ impl Supervisor {
         let mut switching = false;
         if let Some(id) = &cfg.identity {
             warnings.extend(id.warnings.iter().cloned());
+            let euid = nix::unistd::geteuid().as_raw();
             if privs::needs_switch(id, uid, gid, &own_groups) {
-                let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-                privs::check_can_switch(
-                    id,
-                    nix::unistd::geteuid().as_raw(),
-                    privs::effective_caps(&status),
-                )?;
-                switching = true;
+                if let Some(w) = privs::already_app_but_groups(id, uid, gid, euid) {
+                    warnings.push(w);
+                } else {
+                    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                    privs::check_can_switch(id, euid, privs::effective_caps(&status))?;
+                    switching = true;
+                }
             }
         }
         if !cfg.chown.is_empty() {
@@ -202,6 +203,11 @@ impl Supervisor {
             ),
         )?;
         req.mask = mask;
+        // With nothing to switch, the child must not try: setgroups needs
+        // CAP_SETGID even to set the groups berth already has.
+        if !switching {
+            req.identity = None;
+        }
 
         let status = StatusServer::bind(own_pid).ok();
         if let Some(s) = &status {

@@ -36,6 +36,21 @@ pub fn needs_switch(id: &Identity, uid: u32, gid: u32, groups: &[u32]) -> bool {
     id.uid != uid || id.gid != gid || id.groups != current
 }
 
+/// A non-root berth that already has the app's uid and gid (`docker run
+/// --user 1000:1000`, Kubernetes `runAsUser`/`runAsGroup`, with `--user app`
+/// baked into the image's ENTRYPOINT) has nothing to switch but its
+/// supplementary groups, which it cannot change: it runs the app as it is,
+/// and says which groups the app will not get. `None` otherwise.
+pub fn already_app_but_groups(id: &Identity, uid: u32, gid: u32, euid: u32) -> Option<String> {
+    (euid != 0 && id.uid == uid && id.gid == gid).then(|| {
+        format!(
+            "berth already runs as uid {uid} gid {gid} (not root): the app runs with the \
+             container's supplementary groups, not those of /etc/group ({:?})",
+            id.groups
+        )
+    })
+}
+
 /// Refuses, with the fix spelled out, a switch berth cannot make.
 pub fn check_can_switch(id: &Identity, euid: u32, caps: Option<u64>) -> Result<(), Error> {
     if euid != 0 {
@@ -197,6 +212,15 @@ mod tests {
         assert_eq!(e.exit_code(), 125);
         assert!(e.message().contains("--cap-add SETUID"), "{}", e.message());
         assert!(check_can_switch(&id(1000, 1000, &[]), 0, Some(0xc0)).is_ok());
+    }
+
+    #[test]
+    fn non_root_with_the_apps_ids_runs_the_app_as_it_is() {
+        let w = already_app_but_groups(&id(1000, 1000, &[50, 1000]), 1000, 1000, 1000).unwrap();
+        assert!(w.contains("[50, 1000]"), "{w}");
+        assert!(already_app_but_groups(&id(1000, 1000, &[]), 1000, 1001, 1000).is_none());
+        assert!(already_app_but_groups(&id(1000, 1000, &[]), 1001, 1000, 1001).is_none());
+        assert!(already_app_but_groups(&id(0, 0, &[]), 0, 0, 0).is_none());
     }
 
     #[test]

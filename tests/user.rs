@@ -243,3 +243,40 @@ fn chown_needs_user_and_an_existing_path() {
         d.stderr_text()
     );
 }
+
+/// `docker run --user 4321:4321` (or Kubernetes `runAsUser`) with `--user`
+/// baked into the image: berth is already the app's uid and gid, so it runs
+/// the app as it is instead of failing at setgroups (which needs
+/// CAP_SETGID even to set the same groups).
+#[test]
+fn non_root_berth_already_the_apps_ids_runs_it() {
+    let bin = crate::util::berth_bin().display().to_string();
+    let app = crate::util::example("introspect").display().to_string();
+    for (groups, warns) in [("--groups=4321", false), ("--clear-groups", true)] {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=4321", "--regid=4321", groups])
+            .args([
+                &bin,
+                "--user",
+                "4321:4321",
+                "--log-format=plain",
+                "--",
+                &app,
+            ])
+            .env_remove("BERTH_USER")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{groups}: {err}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            (v["uid"].as_u64(), v["gid"].as_u64()),
+            (Some(4321), Some(4321))
+        );
+        assert_eq!(
+            err.contains("already runs as uid 4321"),
+            warns,
+            "{groups}: {err}"
+        );
+    }
+}

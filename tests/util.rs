@@ -50,7 +50,7 @@ pub struct Lines {
 }
 
 impl Lines {
-    fn collect(self, r: impl Read + Send + 'static) {
+    pub fn collect(self, r: impl Read + Send + 'static) {
         std::thread::spawn(move || {
             let mut r = BufReader::new(r);
             let mut buf = Vec::new();
@@ -100,7 +100,7 @@ impl Lines {
         }
     }
 
-    fn wait_closed(&self, deadline: Instant) {
+    pub fn wait_closed(&self, deadline: Instant) {
         let (m, c) = &*self.inner;
         let mut g = m.lock().unwrap();
         while !g.1 && Instant::now() < deadline {
