@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod drill;
 mod health;
 mod logs;
 mod reap;
