@@ -224,3 +224,39 @@ fn drill_usage_errors_are_2() {
         assert!(done.stderr[0].starts_with("berth: "), "{done:#?}");
     }
 }
+
+#[test]
+fn errors_under_load_before_the_stop_are_5xx_failures_before_sigterm() {
+    // Ready by --health on /, but the load goes to /healthz, which answers
+    // 503 while the --file-health file exists.
+    let flag = std::env::temp_dir().join(format!("berth-drill-503-{}", std::process::id()));
+    std::fs::write(&flag, b"").unwrap();
+    let port = free_port().to_string();
+    let done = Berth::new()
+        .args(["drill", "--json", "--stop-after", "500ms", "--lag", "0"])
+        .arg(format!("--url=http://127.0.0.1:{port}/healthz"))
+        .arg(format!("--health=http://127.0.0.1:{port}/"))
+        .arg("--drain=1s")
+        .app(
+            "httpd",
+            &["--port", &port, "--file-health", flag.to_str().unwrap()],
+        )
+        .run();
+    let _ = std::fs::remove_file(&flag);
+    assert_eq!(done.code, 1, "{done:#?}");
+    let v: Value = serde_json::from_str(&done.stdout[0]).unwrap();
+    assert!(failures(&v, "5xx") > 0, "{v}");
+    assert_eq!(n(&v, "ok"), 0, "{v}");
+    assert_eq!(
+        n(&v, "failed_before_stop"),
+        n(&v, "failed") - n(&v, "failed_after_stop")
+    );
+    assert!(n(&v, "failed_before_stop") > 0, "{v}");
+    assert!(
+        v["findings"][0]
+            .as_str()
+            .unwrap()
+            .contains("failed before SIGTERM (5xx"),
+        "{v}"
+    );
+}
