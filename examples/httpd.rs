@@ -9,6 +9,8 @@
 //! - `GET /healthz` → 200 `ok`, or 503 `unhealthy` after `/healthz/fail` or
 //!   while the `--file-health` file exists; `GET`/`POST /healthz/fail` and
 //!   `/healthz/ok` flip the flag;
+//! - `GET /slow?ms=N` → 200 after sleeping N ms (at most 60 s): a request
+//!   that is still in flight when the stop comes (`berth drill`'s tests);
 //! - any other path → 200 after sleeping `--delay-ms` (simulated work);
 //! - keep-alive per HTTP/1.1 (Content-Length always set), a thread per connection;
 //! - on SIGTERM prints `got SIGTERM`, then `--on-term stop` (default) exits 0 at
@@ -280,6 +282,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 struct Request {
     method: String,
     path: String,
+    query: String,
     content_length: usize,
     keep_alive: bool,
 }
@@ -311,10 +314,11 @@ impl Request {
         } else {
             !connection.contains("close")
         };
-        let path = target.split('?').next().unwrap_or(target);
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Some(Request {
             method: method.to_string(),
             path: path.to_string(),
+            query: query.to_string(),
             content_length,
             keep_alive,
         })
@@ -334,6 +338,16 @@ fn route(request: &Request, state: &State) -> (u16, &'static str) {
             (200, "now healthy")
         }
         (_, "/healthz" | "/healthz/fail" | "/healthz/ok") => (405, "method not allowed"),
+        ("GET" | "HEAD", "/slow") => {
+            let ms: u64 = request
+                .query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("ms="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000);
+            thread::sleep(Duration::from_millis(ms.min(60_000)));
+            (200, "slow hello from httpd")
+        }
         _ => {
             thread::sleep(state.config.delay);
             (200, "hello from httpd")

@@ -17,6 +17,7 @@ pub enum Invocation {
     Run(Box<RunArgs>),
     Probe(ProbeArgs),
     Status(StatusArgs),
+    Drill(Box<DrillArgs>),
     /// `--help` / `--version`: the text to print on stdout, exit 0.
     Print(String),
 }
@@ -113,7 +114,8 @@ Every run option can also be set as BERTH_<OPTION> (BERTH_GRACE=10s, BERTH_MAP_S
 BERTH_NO_GROUP=1); the flag wins. Exit: the app's code, 128+N if killed by signal N; \
 2 usage, 125 bad value or setup, 126 not executable, 127 not found.
 
-Also: berth probe TARGET (health probe), berth status [--ready] (ask a running berth).";
+Also: berth probe TARGET (health probe), berth status [--ready] (ask a running berth),
+berth drill --url URL -- COMMAND (prove COMMAND survives a deploy: load, SIGTERM, count failures).";
 
 /// The exact build: crate version plus the git commit baked in by build.rs.
 pub fn version() -> String {
@@ -164,7 +166,8 @@ const STATUS_OPTIONS: Options = &[
     ),
 ];
 
-type Options = &'static [(&'static str, Option<char>, &'static str, Kind, &'static str)];
+type Opt = (&'static str, Option<char>, &'static str, Kind, &'static str);
+type Options = &'static [Opt];
 
 /// What a scan of argv found.
 #[derive(Default)]
@@ -191,7 +194,7 @@ impl Scanned {
 
 /// Reads options until `--` or, with `command_follows`, the first word that
 /// is not an option (everything from there on is COMMAND, untouched).
-fn scan(args: &[OsString], options: Options, command_follows: bool) -> Result<Scanned, Error> {
+fn scan(args: &[OsString], options: &[Opt], command_follows: bool) -> Result<Scanned, Error> {
     let mut out = Scanned::default();
     let mut i = 0;
     while i < args.len() {
@@ -287,6 +290,7 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
     match args.first().and_then(|a| a.to_str()) {
         Some("probe") => return parse_probe(&args[1..]),
         Some("status") => return parse_status(&args[1..]),
+        Some("drill") => return parse_drill(&args[1..]),
         _ => {}
     }
     let m = scan(args, RUN_OPTIONS, true)?;
@@ -455,9 +459,63 @@ fn parse_status(args: &[OsString]) -> Result<Invocation, Error> {
     }))
 }
 
+/// `berth drill`: its own options as typed (drill/mod.rs checks the values),
+/// the run options re-rendered as `--name=value` words for the berth child,
+/// and COMMAND.
+#[derive(Default, Debug, Clone)]
+pub struct DrillArgs {
+    /// (long name, value) of the drill's own options, in command-line order.
+    pub given: Vec<(&'static str, String)>,
+    pub run_options: Vec<OsString>,
+    pub command: Vec<OsString>,
+}
+
+#[rustfmt::skip]
+const DRILL_OPTIONS: Options = &[
+    ("url", None, "URL", Kind::Value, "Where to send the load: http://HOST:PORT/PATH on loopback (required)"),
+    ("rps", None, "N", Kind::Value, "Requests per second, all connections together [default: 50]"),
+    ("connections", None, "N", Kind::Value, "Keep-alive connections at most [default: 4]"),
+    ("stop-after", None, "DURATION", Kind::Value, "Load before berth gets SIGTERM [default: 2s]"),
+    ("lag", None, "DURATION", Kind::Value, "Load after SIGTERM: how late the load balancer notices [default: 2s]"),
+    ("timeout", None, "DURATION", Kind::Value, "One request's deadline [default: 3s]"),
+    ("start-timeout", None, "DURATION", Kind::Value, "Time the app gets to turn healthy (--health, else --url) [default: 30s]"),
+    ("json", None, "", Kind::Switch, "Print the report as one JSON object (for CI)"),
+];
+
+fn parse_drill(args: &[OsString]) -> Result<Invocation, Error> {
+    let m = scan(args, &[DRILL_OPTIONS, RUN_OPTIONS].concat(), true)?;
+    if m.help || m.version {
+        let mut h = help(
+            "berth drill [OPTIONS] [RUN OPTIONS] --url URL -- COMMAND [ARG...]",
+            "Prove COMMAND survives a deploy: run it under berth with the RUN OPTIONS (--drain, --grace, \
+--user, --stop-signal, ... see berth --help), wait until it is healthy, send HTTP/1.1 keep-alive load, \
+send SIGTERM, keep the load on for --lag, and report what failed and how to fix it. \
+Exit 0 when nothing failed, 1 otherwise, 2 usage error.",
+            DRILL_OPTIONS,
+        );
+        h.push_str("  [RUN OPTIONS]\n          Every option of berth --help, passed on to berth\n");
+        return Ok(Invocation::Print(h));
+    }
+    let mut d = DrillArgs::default();
+    for (long, value) in m.given {
+        match RUN_OPTIONS.iter().find(|o| o.0 == long) {
+            Some(o) if o.3 == Kind::Switch => d.run_options.push(format!("--{long}").into()),
+            Some(_) => d.run_options.push(format!("--{long}={value}").into()),
+            None => d.given.push((long, value)),
+        }
+    }
+    d.command = m.positionals;
+    if d.command.is_empty() {
+        return Err(Error::usage(
+            "drill: no COMMAND given: usage: berth drill [OPTIONS] --url URL -- COMMAND [ARG...]",
+        ));
+    }
+    Ok(Invocation::Drill(Box::new(d)))
+}
+
 fn run_help() -> String {
     let mut h = help(
-        "berth [OPTIONS] [--] COMMAND [ARG...]\n       berth probe [OPTIONS] TARGET\n       berth status [--ready] [--pid N]",
+        "berth [OPTIONS] [--] COMMAND [ARG...]\n       berth probe [OPTIONS] TARGET\n       berth status [--ready] [--pid N]\n       berth drill [OPTIONS] --url URL -- COMMAND [ARG...]",
         ABOUT,
         RUN_OPTIONS,
     );
@@ -614,6 +672,57 @@ mod tests {
         );
         let a = run(&["berth", "--", "probe"], &[]);
         assert_eq!(a.command, os(&["probe"]));
+    }
+
+    #[test]
+    fn drill_splits_its_options_from_run_options() {
+        let Ok(Invocation::Drill(d)) = parse(
+            os(&[
+                "berth",
+                "drill",
+                "--url",
+                "http://127.0.0.1:1/",
+                "--drain",
+                "3s",
+                "--json",
+                "--no-group",
+                "-u",
+                "app",
+                "--",
+                "httpd",
+                "--port",
+                "1",
+            ]),
+            &[],
+        ) else {
+            panic!("not a drill")
+        };
+        assert_eq!(
+            d.given,
+            vec![
+                ("url", "http://127.0.0.1:1/".to_string()),
+                ("json", String::new())
+            ]
+        );
+        assert_eq!(
+            d.run_options,
+            os(&["--drain=3s", "--no-group", "--user=app"])
+        );
+        assert_eq!(d.command, os(&["httpd", "--port", "1"]));
+        assert_eq!(
+            parse(os(&["berth", "drill", "--url", "x"]), &[])
+                .err()
+                .unwrap()
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            parse(os(&["berth", "drill", "--bogus", "x"]), &[])
+                .err()
+                .unwrap()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! and docs/design.md for how the modules fit together.
 //!
 //! `main` parses the command line and dispatches to a run (event.rs), a
-//! probe (health/) or a status query (status.rs). All `unsafe` is in sys.rs.
+//! probe (health/), a status query (status.rs) or a drill (drill/). All
+//! `unsafe` is in sys.rs.
 
 #![deny(unsafe_code)]
 
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "drill")]
+pub mod drill;
 pub mod error;
 pub mod event;
 pub mod health;
@@ -56,26 +59,39 @@ pub fn main() -> u8 {
             sys::restore_mask(&inherited_mask);
             run_status(&s)
         }
-        Invocation::Run(args) => {
-            let passwd = args
-                .user
-                .as_ref()
-                .and_then(|_| std::fs::read("/etc/passwd").ok());
-            let group = args
-                .user
-                .as_ref()
-                .and_then(|_| std::fs::read("/etc/group").ok());
-            let facts = config::Facts {
-                stdout_is_tty: sys::isatty(1),
-                passwd: passwd.as_deref(),
-                group: group.as_deref(),
-            };
-            match config::build(&args, &facts) {
-                Ok(cfg) => event::run(cfg, env, inherited_mask),
-                Err(e) => fail(&e),
-            }
+        #[cfg(feature = "drill")]
+        Invocation::Drill(d) => {
+            sys::restore_mask(&inherited_mask);
+            drill::run(&d, &env)
         }
+        #[cfg(not(feature = "drill"))]
+        Invocation::Drill(_) => fail(&Error::usage(
+            "drill: this berth was built without it (cargo feature \"drill\")",
+        )),
+        Invocation::Run(args) => match build_config(&args) {
+            Ok(cfg) => event::run(cfg, env, inherited_mask),
+            Err(e) => fail(&e),
+        },
     }
+}
+
+/// Run options → `Config`, reading the image's user database when `--user`
+/// asks for it (also used by `berth drill` to check the options it passes on).
+pub fn build_config(args: &cli::RunArgs) -> Result<config::Config, Error> {
+    let passwd = args
+        .user
+        .as_ref()
+        .and_then(|_| std::fs::read("/etc/passwd").ok());
+    let group = args
+        .user
+        .as_ref()
+        .and_then(|_| std::fs::read("/etc/group").ok());
+    let facts = config::Facts {
+        stdout_is_tty: sys::isatty(1),
+        passwd: passwd.as_deref(),
+        group: group.as_deref(),
+    };
+    config::build(args, &facts)
 }
 
 fn fail(e: &Error) -> u8 {

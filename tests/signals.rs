@@ -161,9 +161,14 @@ fn signal_sent_right_at_start_is_not_lost() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if s.lines()
-                .any(|l| l.starts_with("SigBlk:") && !l.ends_with("0000000000000000"))
-            {
+            // USR1 itself must be blocked: unshare's child blocks INT and
+            // TERM between fork and exec, which is not berth yet.
+            let usr1 = 1u64 << (libc::SIGUSR1 - 1);
+            if s.lines().any(|l| {
+                l.strip_prefix("SigBlk:")
+                    .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                    .is_some_and(|m| m & usr1 != 0)
+            }) {
                 break;
             }
             assert!(

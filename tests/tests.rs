@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod docker;
+mod drill;
 mod health;
 mod logs;
 mod reap;
