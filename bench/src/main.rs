@@ -54,6 +54,9 @@ impl Init {
 
 struct Opts {
     quick: bool,
+    /// `--only size,start,idle,logs,signal,zombies,grace,probe`: a subset,
+    /// for tuning one figure (the table then shows – for the rest).
+    only: Option<Vec<String>>,
     berth: String,
     app: String,
     out: PathBuf,
@@ -100,24 +103,30 @@ fn percentile(s: &[f64], p: f64) -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut quick, mut berth, mut app, mut out) = (false, None, None, None);
+    let (mut quick, mut berth, mut app, mut out, mut only) = (false, None, None, None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--berth" => berth = args.next(),
             "--app" => app = args.next(),
             "--out" => out = args.next(),
+            "--only" => {
+                only = args
+                    .next()
+                    .map(|s| s.split(',').map(String::from).collect())
+            }
             _ => fatal(&format!("unknown argument {a}")),
         }
     }
     let (Some(berth), Some(app), Some(out)) = (berth, app, out) else {
-        fatal("usage: berth-bench --berth PATH --app PATH --out DIR [--quick]")
+        fatal("usage: berth-bench --berth PATH --app PATH --out DIR [--quick] [--only FIGURES]")
     };
     let out = PathBuf::from(out);
     let tmp = out.join(format!("tmp-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap_or_else(|e| fatal(&format!("{}: {e}", tmp.display())));
     let opts = Opts {
         quick,
+        only,
         berth,
         app,
         out,
@@ -170,24 +179,32 @@ fn inits(o: &Opts) -> Vec<Init> {
 fn run(o: &Opts) -> Res<()> {
     let mut r = Report::default();
     let all = inits(o);
-    let step = |name: &str| eprintln!("berth-bench: {name} ({})", now_hms());
-    step("binary size");
-    sizes(o, &all, &mut r)?;
-    step("start overhead");
-    start_overhead(o, &all, &mut r)?;
-    step("idle RSS and context switches");
-    idle(o, &all, &mut r)?;
-    step("JSON log throughput");
-    throughput(o, &all, &mut r)?;
-    step("signal forward latency");
-    signal_latency(o, &all, &mut r)?;
-    step("orphaned zombies");
-    zombies(o, &all, &mut r)?;
-    step("grace precision");
-    grace(o, &all, &mut r)?;
-    step("probe wall time");
-    probe(o, &mut r)?;
-    let kind = if o.quick { "quick" } else { "full" };
+    type Figure = fn(&Opts, &[Init], &mut Report) -> Res<()>;
+    let figures: [(&str, &str, Figure); 8] = [
+        ("size", "binary size", sizes),
+        ("start", "start overhead", start_overhead),
+        ("idle", "idle RSS and context switches", idle),
+        ("logs", "JSON log throughput", throughput),
+        ("signal", "signal forward latency", signal_latency),
+        ("zombies", "orphaned zombies", zombies),
+        ("grace", "grace precision", grace),
+        ("probe", "probe wall time", probe),
+    ];
+    for (key, name, f) in figures {
+        if o.only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|k| k == key))
+        {
+            continue;
+        }
+        eprintln!("berth-bench: {name} ({})", now_hms());
+        f(o, &all, &mut r)?;
+    }
+    let kind = match (&o.only, o.quick) {
+        (Some(_), _) => "partial",
+        (None, true) => "quick",
+        (None, false) => "full",
+    };
     let json = to_json(&r, o);
     let md = to_markdown(&r, o);
     std::fs::write(o.out.join(format!("{kind}.json")), json).map_err(|e| e.to_string())?;
@@ -800,7 +817,7 @@ fn grace(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
 
 // ---------------------------------------------------------------- probe
 
-fn probe(o: &Opts, r: &mut Report) -> Res<()> {
+fn probe(o: &Opts, _all: &[Init], r: &mut Report) -> Res<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     std::thread::spawn(move || {

@@ -11,8 +11,9 @@
 //!   time (8 bytes, native endian).
 //! - `stubborn FIFO`: ignores SIGTERM, writes one byte, sleeps forever.
 //! - `orphans N FILE`: makes N processes orphans of PID 1, releases them all
-//!   at once, watches /proc/1/task/1/children until only itself is left,
-//!   and writes `left lag_ns total_ns` to FILE.
+//!   at once, and writes `left lag_ns total_ns` to FILE: the lag runs from
+//!   the moment the last of them is a zombie (pidfds) until PID 1's children
+//!   list holds only the app.
 
 #[path = "../clock.rs"]
 mod clock;
@@ -114,13 +115,16 @@ fn sigwait(path: &str) {
 }
 
 /// N orphans landing at once: a middle process forks N children that block
-/// on a gate pipe, then exits, so they are re-parented to PID 1 (the init);
-/// the app then closes the gate and every child records its exit time in a
-/// shared page and exits. The app polls PID 1's children list until it
-/// holds only the app: that moment minus the last child's exit time is the
-/// lag; the count left after 10 s is `left`.
+/// on a gate pipe, records their pids in a shared page, then exits, so they
+/// are re-parented to PID 1 (the init). The app opens a pidfd for each (it
+/// turns readable when that process becomes a zombie), closes the gate, and
+/// waits until every one has become a zombie; from that moment it asks each
+/// pidfd with signal 0 until every one answers ESRCH (a zombie still takes
+/// signal 0; a reaped process is gone). The lag is that wait: how long the
+/// last zombie outlives its death. `left` is what remains after 10 s (or in
+/// PID 1's children list besides the app).
 fn orphans(n: usize, result: &str) {
-    let bytes = n.max(1) * 8;
+    let bytes = n.max(1) * 4;
     // SAFETY: an anonymous shared mapping of `bytes` bytes, checked below.
     let shm = unsafe {
         libc::mmap(
@@ -135,14 +139,16 @@ fn orphans(n: usize, result: &str) {
     if shm == libc::MAP_FAILED {
         die("mmap failed");
     }
-    let times = shm as *mut u64;
+    let pids = shm as *mut i32;
+    raise_nofile(n + 64);
+    let mut pidfds: Vec<i32> = Vec::with_capacity(n);
     let mut gate = [0i32; 2];
     // SAFETY: gate is a valid 2-int array.
     if unsafe { libc::pipe(gate.as_mut_ptr()) } != 0 {
         die("pipe failed");
     }
     // SAFETY: the app is single-threaded; the children only call
-    // async-signal-safe functions (close, read, clock_gettime, _exit).
+    // async-signal-safe functions (close, read, _exit).
     let middle = unsafe { libc::fork() };
     if middle < 0 {
         die("fork failed");
@@ -152,12 +158,11 @@ fn orphans(n: usize, result: &str) {
             // SAFETY: as above.
             let c = unsafe { libc::fork() };
             if c == 0 {
-                // SAFETY: async-signal-safe calls only; times has n slots.
+                // SAFETY: async-signal-safe calls only.
                 unsafe {
                     libc::close(gate[1]);
                     let mut b = 0u8;
                     libc::read(gate[0], (&mut b as *mut u8).cast(), 1);
-                    *times.add(i) = clock::mono_ns();
                     libc::_exit(0);
                 }
             }
@@ -165,6 +170,8 @@ fn orphans(n: usize, result: &str) {
                 // SAFETY: _exit is always safe.
                 unsafe { libc::_exit(3) };
             }
+            // SAFETY: pids has n slots.
+            unsafe { *pids.add(i) = c };
         }
         // SAFETY: _exit is always safe.
         unsafe { libc::_exit(0) };
@@ -175,6 +182,32 @@ fn orphans(n: usize, result: &str) {
     if status != 0 {
         die("the middle process could not fork every orphan");
     }
+    // SAFETY: epoll_create1 has no memory preconditions.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        die("epoll_create1 failed");
+    }
+    for i in 0..n {
+        // SAFETY: pids has n slots written by the middle before it exited.
+        let pid = unsafe { *pids.add(i) };
+        // SAFETY: pidfd_open takes a pid and flags.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if fd < 0 {
+            die(&format!(
+                "pidfd_open({pid}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        pidfds.push(fd);
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: i as u64,
+        };
+        // SAFETY: ep and fd are open; ev is valid.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            die("epoll_ctl failed");
+        }
+    }
     let me = std::process::id().to_string();
     // Every orphan now belongs to PID 1; release them.
     let t_release = clock::mono_ns();
@@ -184,24 +217,34 @@ fn orphans(n: usize, result: &str) {
         libc::close(gate[0]);
     }
     let deadline = t_release + 10_000_000_000;
-    let mut left;
-    let mut t_done;
-    loop {
-        let list = std::fs::read_to_string("/proc/1/task/1/children").unwrap_or_default();
-        t_done = clock::mono_ns();
-        left = list.split_whitespace().filter(|p| *p != me).count();
-        if left == 0 || t_done > deadline {
-            break;
+    let mut dead = 0;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    while dead < n && clock::mono_ns() < deadline {
+        // SAFETY: events is a valid buffer of events.len() entries.
+        let k = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 1000) };
+        if k > 0 {
+            dead += k as usize;
         }
     }
-    // SAFETY: times has n initialised slots (each child wrote one before it
-    // exited; all have exited when left == 0; otherwise read what is there).
-    let last_exit = (0..n)
-        .map(|i| unsafe { *times.add(i) })
-        .max()
-        .unwrap_or(t_release);
-    let lag = t_done.saturating_sub(last_exit);
-    let line = format!("{left} {lag} {}\n", t_done - t_release);
+    let t_last = clock::mono_ns();
+    let mut t_done = t_last;
+    while !pidfds.is_empty() && t_done <= deadline {
+        // SAFETY: pidfd_send_signal with signal 0 on our own open pidfds.
+        pidfds.retain(|&fd| unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                0,
+                std::ptr::null::<u8>(),
+                0,
+            ) == 0
+        });
+        t_done = clock::mono_ns();
+    }
+    let list = std::fs::read_to_string("/proc/1/task/1/children").unwrap_or_default();
+    let listed = list.split_whitespace().filter(|p| *p != me).count();
+    let left = pidfds.len().max(listed);
+    let line = format!("{left} {} {}\n", t_done - t_last, t_done - t_release);
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -210,4 +253,18 @@ fn orphans(n: usize, result: &str) {
         .open(result)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .unwrap_or_else(|e| die(&format!("{result}: {e}")));
+}
+
+/// Lifts the soft open-files limit to `want` (within the hard limit): one
+/// pidfd per orphan.
+fn raise_nofile(want: usize) {
+    // SAFETY: rl is a valid rlimit for getrlimit/setrlimit.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        if (rl.rlim_cur as usize) < want {
+            rl.rlim_cur = (want as libc::rlim_t).min(rl.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
 }
