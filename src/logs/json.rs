@@ -146,10 +146,43 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
     }
 }
 
+/// True when every byte is printable ASCII other than `"` and `\\`: such
+/// bytes are their own JSON string body. Eight bytes per step (SWAR; the
+/// `has_less`/`has_zero` bit tricks are exact as yes/no answers), since
+/// the byte-wise UTF-8 and escape scans cost most of berth's CPU time per
+/// log line (docs/benchmarks.md).
+fn is_plain_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let v = u64::from_le_bytes(a);
+        if v & HIGH != 0
+            || v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'\\')))
+        {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && !NEEDS_ESCAPE[b as usize])
+}
+
 /// Appends the escaped body of lossy-UTF-8 `bytes`, writing at most
 /// `budget` bytes; returns how many input bytes were consumed. Cuts fall on
 /// character boundaries, never inside an escape or an invalid sequence.
 fn escape_limited(out: &mut Vec<u8>, bytes: &[u8], budget: usize) -> usize {
+    // The common line: plain ASCII that fits is copied as it is.
+    if bytes.len() <= budget && is_plain_ascii(bytes) {
+        out.extend_from_slice(bytes);
+        return bytes.len();
+    }
     let mut left = budget;
     let mut consumed = 0;
     for chunk in bytes.utf8_chunks() {
@@ -942,5 +975,17 @@ mod tests {
         assert_eq!(v["neg"], -5);
         assert_eq!(v["duration_s"], 1.235);
         assert_eq!(v["command"][2], "\u{FFFD}");
+    }
+
+    #[test]
+    fn plain_ascii_fast_path_agrees_with_the_escape_table_for_every_byte_and_position() {
+        for b in 0..=255u8 {
+            let plain = (0x20..0x80).contains(&b) && !NEEDS_ESCAPE[b as usize];
+            for at in 0..17 {
+                let mut line = [b'a'; 17];
+                line[at] = b;
+                assert_eq!(is_plain_ascii(&line), plain, "byte {b:#04x} at {at}");
+            }
+        }
     }
 }
