@@ -267,6 +267,13 @@ pub struct Encoder {
     /// `,"k":"v"` for every static field, escaped once.
     fields: Vec<u8>,
     field_keys: Vec<String>,
+    /// The head of a text line up to the message body, for `stdout` and
+    /// `stderr`, with a placeholder timestamp at `ts_at`: built once, so a
+    /// line costs one copy for its whole envelope. (musl's memcpy starts
+    /// every copy with `rep movsq`; a dozen small copies per line were most
+    /// of berth's CPU time per log line, docs/benchmarks.md.)
+    heads: [Vec<u8>; 2],
+    ts_at: usize,
 }
 
 impl Encoder {
@@ -280,7 +287,9 @@ impl Encoder {
         for (k, v) in fields {
             push_str_field(&mut f, k, v.as_bytes());
         }
-        let enc = Encoder {
+        let mut enc = Encoder {
+            heads: [Vec::new(), Vec::new()],
+            ts_at: 2 + keys.ts().len() + 3,
             keys,
             max_line_bytes,
             service: {
@@ -291,6 +300,12 @@ impl Encoder {
             fields: f,
             field_keys: fields.iter().map(|(k, _)| k.clone()).collect(),
         };
+        for (i, stream) in ["stdout", "stderr"].into_iter().enumerate() {
+            let mut h = Vec::with_capacity(enc.head_len(stream));
+            enc.write_head(&mut h, &Timestamp::from_unix_micros(0), stream);
+            enc.write_msg_key(&mut h);
+            enc.heads[i] = h;
+        }
         let head = enc.head_len("stdout");
         if head + PARTIAL_TAIL_MAX + MIN_MSG_ROOM > max_line_bytes {
             return Err(format!(
@@ -351,14 +366,30 @@ impl Encoder {
             .max_line_bytes
             .saturating_sub(self.head_len(stream) + 3);
         out.reserve(self.head_len(stream) + line.len() + 3);
-        self.write_head(out, ts, stream);
-        self.write_msg_key(out);
+        let head = match stream {
+            "stdout" => Some(&self.heads[0]),
+            "stderr" => Some(&self.heads[1]),
+            _ => None,
+        };
+        match head {
+            Some(h) => {
+                out.extend_from_slice(h);
+                let at = start + self.ts_at;
+                out[at..at + ts.text.len()].copy_from_slice(&ts.text);
+            }
+            None => {
+                self.write_head(out, ts, stream);
+                self.write_msg_key(out);
+            }
+        }
         let consumed = escape_limited(out, line, budget);
         if consumed < line.len() {
             out.truncate(start);
             return false;
         }
-        out.extend_from_slice(b"\"}\n");
+        out.push(b'"');
+        out.push(b'}');
+        out.push(b'\n');
         true
     }
 
