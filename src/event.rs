@@ -409,10 +409,12 @@ impl Supervisor {
             }
             Class::Forward => {
                 let to = self.cfg.signal_map.map(sig);
-                self.events.signal(&mut self.out, sig, to, "");
+                // Forward first, then log: the app should not wait for
+                // berth's bookkeeping (signal latency, docs/benchmarks.md).
                 if let (Some(to), None) = (to, self.app_end) {
                     reap::signal_app(self.app, to, self.cfg.whole_group);
                 }
+                self.events.signal(&mut self.out, sig, to, "");
             }
         }
         false

@@ -146,10 +146,43 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
     }
 }
 
+/// True when every byte is printable ASCII other than `"` and `\\`: such
+/// bytes are their own JSON string body. Eight bytes per step (SWAR; the
+/// `has_less`/`has_zero` bit tricks are exact as yes/no answers), since
+/// the byte-wise UTF-8 and escape scans cost most of berth's CPU time per
+/// log line (docs/benchmarks.md).
+fn is_plain_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let v = u64::from_le_bytes(a);
+        if v & HIGH != 0
+            || v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'\\')))
+        {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && !NEEDS_ESCAPE[b as usize])
+}
+
 /// Appends the escaped body of lossy-UTF-8 `bytes`, writing at most
 /// `budget` bytes; returns how many input bytes were consumed. Cuts fall on
 /// character boundaries, never inside an escape or an invalid sequence.
 fn escape_limited(out: &mut Vec<u8>, bytes: &[u8], budget: usize) -> usize {
+    // The common line: plain ASCII that fits is copied as it is.
+    if bytes.len() <= budget && is_plain_ascii(bytes) {
+        out.extend_from_slice(bytes);
+        return bytes.len();
+    }
     let mut left = budget;
     let mut consumed = 0;
     for chunk in bytes.utf8_chunks() {
@@ -258,6 +291,13 @@ pub struct Encoder {
     /// `,"k":"v"` for every static field, escaped once.
     fields: Vec<u8>,
     field_keys: Vec<String>,
+    /// The head of a text line up to the message body, for `stdout` and
+    /// `stderr`, with a placeholder timestamp at `ts_at`: built once, so a
+    /// line costs one copy for its whole envelope. (musl's memcpy starts
+    /// every copy with `rep movsq`; a dozen small copies per line were most
+    /// of berth's CPU time per log line, docs/benchmarks.md.)
+    heads: [Vec<u8>; 2],
+    ts_at: usize,
 }
 
 impl Encoder {
@@ -271,7 +311,9 @@ impl Encoder {
         for (k, v) in fields {
             push_str_field(&mut f, k, v.as_bytes());
         }
-        let enc = Encoder {
+        let mut enc = Encoder {
+            heads: [Vec::new(), Vec::new()],
+            ts_at: 2 + keys.ts().len() + 3,
             keys,
             max_line_bytes,
             service: {
@@ -282,6 +324,12 @@ impl Encoder {
             fields: f,
             field_keys: fields.iter().map(|(k, _)| k.clone()).collect(),
         };
+        for (i, stream) in ["stdout", "stderr"].into_iter().enumerate() {
+            let mut h = Vec::with_capacity(enc.head_len(stream));
+            enc.write_head(&mut h, &Timestamp::from_unix_micros(0), stream);
+            enc.write_msg_key(&mut h);
+            enc.heads[i] = h;
+        }
         let head = enc.head_len("stdout");
         if head + PARTIAL_TAIL_MAX + MIN_MSG_ROOM > max_line_bytes {
             return Err(format!(
@@ -347,14 +395,30 @@ impl Encoder {
         let start = out.len();
         let budget = self.text_room(stream);
         out.reserve(self.head_len(stream) + line.len() + 3);
-        self.write_head(out, ts, stream);
-        self.write_msg_key(out);
+        let head = match stream {
+            "stdout" => Some(&self.heads[0]),
+            "stderr" => Some(&self.heads[1]),
+            _ => None,
+        };
+        match head {
+            Some(h) => {
+                out.extend_from_slice(h);
+                let at = start + self.ts_at;
+                out[at..at + ts.text.len()].copy_from_slice(&ts.text);
+            }
+            None => {
+                self.write_head(out, ts, stream);
+                self.write_msg_key(out);
+            }
+        }
         let consumed = escape_limited(out, line, budget);
         if consumed < line.len() {
             out.truncate(start);
             return false;
         }
-        out.extend_from_slice(b"\"}\n");
+        out.push(b'"');
+        out.push(b'}');
+        out.push(b'\n');
         true
     }
 
@@ -971,5 +1035,17 @@ mod tests {
         assert_eq!(v["neg"], -5);
         assert_eq!(v["duration_s"], 1.235);
         assert_eq!(v["command"][2], "\u{FFFD}");
+    }
+
+    #[test]
+    fn plain_ascii_fast_path_agrees_with_the_escape_table_for_every_byte_and_position() {
+        for b in 0..=255u8 {
+            let plain = (0x20..0x80).contains(&b) && !NEEDS_ESCAPE[b as usize];
+            for at in 0..17 {
+                let mut line = [b'a'; 17];
+                line[at] = b;
+                assert_eq!(is_plain_ascii(&line), plain, "byte {b:#04x} at {at}");
+            }
+        }
     }
 }

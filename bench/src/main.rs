@@ -1,0 +1,1235 @@
+//! berth's benchmark driver: measures berth side by side with tini-static,
+//! tini, dumb-init, catatonit and no init, in one run, interleaved (round
+//! robin, the order rotating each round), and writes raw JSON and a markdown
+//! table. Run it through bench/run, which installs the anchors and builds
+//! berth and this crate.
+//!
+//! `berth-bench --berth PATH --app PATH --out DIR [--quick]`
+//!
+//! Exit status: 0 when every measurement ran (whatever the figures say),
+//! 1 when the harness itself broke (an app did not start, a line was lost
+//! or reordered, a probe failed): CI runs `--quick` to keep this honest.
+
+mod clock;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clock::mono_ns;
+
+type Res<T> = Result<T, String>;
+
+/// One init under test and how to put it in front of an app.
+#[derive(Clone)]
+struct Init {
+    name: &'static str,
+    bin: String,
+    /// berth's log mode; None for the other inits.
+    berth_mode: Option<&'static str>,
+}
+
+impl Init {
+    /// The command line: INIT [berth's options, `extra`] -- APP ARGS.
+    fn argv(&self, extra: &[&str], app: &[String]) -> Vec<String> {
+        let mut v = vec![self.bin.clone()];
+        if let Some(mode) = self.berth_mode {
+            v.push("--log-format".into());
+            v.push(mode.into());
+            v.extend(extra.iter().map(|s| s.to_string()));
+        }
+        v.push("--".into());
+        v.extend(app.iter().cloned());
+        v
+    }
+    fn is_berth(&self) -> bool {
+        self.berth_mode.is_some()
+    }
+}
+
+struct Opts {
+    quick: bool,
+    /// `--only size,start,idle,logs,signal,zombies,grace,probe`: a subset,
+    /// for tuning one figure (the table then shows – for the rest).
+    only: Option<Vec<String>>,
+    berth: String,
+    app: String,
+    out: PathBuf,
+    tmp: PathBuf,
+}
+
+/// Every measured figure: (figure, subject) → samples, plus notes.
+#[derive(Default)]
+struct Report {
+    samples: BTreeMap<(String, String), Vec<f64>>,
+    units: BTreeMap<String, &'static str>,
+    extra: BTreeMap<String, String>,
+}
+
+impl Report {
+    fn add(&mut self, figure: &str, unit: &'static str, subject: &str, v: f64) {
+        self.units.insert(figure.into(), unit);
+        self.samples
+            .entry((figure.into(), subject.into()))
+            .or_default()
+            .push(v);
+    }
+    fn get(&self, figure: &str, subject: &str) -> Option<&Vec<f64>> {
+        self.samples.get(&(figure.into(), subject.into()))
+    }
+    fn median(&self, figure: &str, subject: &str) -> Option<f64> {
+        self.get(figure, subject).map(|s| percentile(s, 50.0))
+    }
+    fn pct(&self, figure: &str, subject: &str, p: f64) -> Option<f64> {
+        self.get(figure, subject).map(|s| percentile(s, p))
+    }
+}
+
+fn percentile(s: &[f64], p: f64) -> f64 {
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = s.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    // Nearest rank.
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut quick, mut berth, mut app, mut out, mut only) = (false, None, None, None, None);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--berth" => berth = args.next(),
+            "--app" => app = args.next(),
+            "--out" => out = args.next(),
+            "--only" => {
+                only = args
+                    .next()
+                    .map(|s| s.split(',').map(String::from).collect())
+            }
+            _ => fatal(&format!("unknown argument {a}")),
+        }
+    }
+    let (Some(berth), Some(app), Some(out)) = (berth, app, out) else {
+        fatal("usage: berth-bench --berth PATH --app PATH --out DIR [--quick] [--only FIGURES]")
+    };
+    let out = PathBuf::from(out);
+    let tmp = out.join(format!("tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap_or_else(|e| fatal(&format!("{}: {e}", tmp.display())));
+    let opts = Opts {
+        quick,
+        only,
+        berth,
+        app,
+        out,
+        tmp,
+    };
+    let code = match run(&opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth-bench: HARNESS FAILURE: {e}");
+            1
+        }
+    };
+    let _ = std::fs::remove_dir_all(&opts.tmp);
+    std::process::exit(code);
+}
+
+fn fatal(msg: &str) -> ! {
+    eprintln!("berth-bench: {msg}");
+    std::process::exit(2)
+}
+
+fn inits(o: &Opts) -> Vec<Init> {
+    let mut v = vec![
+        Init {
+            name: "berth",
+            bin: o.berth.clone(),
+            berth_mode: Some("plain"),
+        },
+        Init {
+            name: "berth-json",
+            bin: o.berth.clone(),
+            berth_mode: Some("json"),
+        },
+    ];
+    for (name, bin) in [
+        ("tini-static", "/usr/bin/tini-static"),
+        ("tini", "/usr/bin/tini"),
+        ("dumb-init", "/usr/bin/dumb-init"),
+        ("catatonit", "/usr/bin/catatonit"),
+    ] {
+        v.push(Init {
+            name,
+            bin: bin.into(),
+            berth_mode: None,
+        });
+    }
+    v
+}
+
+fn run(o: &Opts) -> Res<()> {
+    let mut r = Report::default();
+    let all = inits(o);
+    type Figure = fn(&Opts, &[Init], &mut Report) -> Res<()>;
+    let figures: [(&str, &str, Figure); 8] = [
+        ("size", "binary size", sizes),
+        ("start", "start overhead", start_overhead),
+        ("idle", "idle RSS and context switches", idle),
+        ("logs", "JSON log throughput", throughput),
+        ("signal", "signal forward latency", signal_latency),
+        ("zombies", "orphaned zombies", zombies),
+        ("grace", "grace precision", grace),
+        ("probe", "probe wall time", probe),
+    ];
+    for (key, name, f) in figures {
+        if o.only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|k| k == key))
+        {
+            continue;
+        }
+        eprintln!("berth-bench: {name} ({})", now_hms());
+        f(o, &all, &mut r)?;
+    }
+    let kind = match (&o.only, o.quick) {
+        (Some(_), _) => "partial",
+        (None, true) => "quick",
+        (None, false) => "full",
+    };
+    let json = to_json(&r, o);
+    let md = to_markdown(&r, o);
+    std::fs::write(o.out.join(format!("{kind}.json")), json).map_err(|e| e.to_string())?;
+    std::fs::write(o.out.join(format!("{kind}.md")), &md).map_err(|e| e.to_string())?;
+    println!("{md}");
+    eprintln!(
+        "berth-bench: wrote {}/{kind}.json and {kind}.md",
+        o.out.display()
+    );
+    Ok(())
+}
+
+fn now_hms() -> String {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+/// Round-robin with a rotating start: round `r` begins at item `r % n`.
+fn rotated<T: Clone>(items: &[T], round: usize) -> Vec<T> {
+    let n = items.len();
+    (0..n).map(|i| items[(i + round) % n].clone()).collect()
+}
+
+// ---------------------------------------------------------------- size
+
+fn sizes(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
+    let mut seen = Vec::new();
+    for i in all {
+        if seen.contains(&i.bin) {
+            continue;
+        }
+        seen.push(i.bin.clone());
+        let copy = o.tmp.join("stripped");
+        std::fs::copy(&i.bin, &copy).map_err(|e| format!("{}: {e}", i.bin))?;
+        let ok = Command::new("strip")
+            .arg(&copy)
+            .status()
+            .map_err(|e| format!("strip: {e}"))?
+            .success();
+        if !ok {
+            return Err(format!("strip {} failed", i.bin));
+        }
+        let len = std::fs::metadata(&copy).map_err(|e| e.to_string())?.len();
+        let file = Command::new("file")
+            .arg("-L")
+            .arg(&i.bin)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let linkage = if file.contains("statically linked") || file.contains("static-pie") {
+            "static"
+        } else {
+            "dynamic"
+        };
+        let subject = if i.name == "berth-json" {
+            "berth"
+        } else {
+            i.name
+        };
+        r.add("size_kib", "KiB", subject, len as f64 / 1024.0);
+        r.extra.insert(format!("linkage.{subject}"), linkage.into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- start
+
+fn start_overhead(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
+    let truebin = "/bin/true".to_string();
+    let mut variants: Vec<(&str, Vec<String>)> = vec![("none", vec![truebin.clone()])];
+    for i in all {
+        variants.push((i.name, i.argv(&[], std::slice::from_ref(&truebin))));
+    }
+    let rounds = if o.quick { 20 } else { 600 };
+    let warm = if o.quick { 2 } else { 20 };
+    for round in 0..warm + rounds {
+        for (name, argv) in rotated(&variants, round) {
+            let t0 = Instant::now();
+            let st = Command::new(&argv[0])
+                .args(&argv[1..])
+                // tini warns unless PID 1 or a subreaper; berth and
+                // catatonit make themselves subreapers when not PID 1.
+                .env("TINI_SUBREAPER", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| format!("{}: {e}", argv[0]))?;
+            let us = t0.elapsed().as_secs_f64() * 1e6;
+            if !st.success() {
+                return Err(format!("{name}: `{}` failed: {st}", argv.join(" ")));
+            }
+            if round >= warm {
+                r.add("start_wall_us", "µs", name, us);
+            }
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------ namespaces, fifos
+
+/// An init running as PID 1 of a fresh PID namespace (util-linux unshare).
+struct NsRun {
+    unshare: Child,
+    /// The init's pid as seen from here.
+    pid: i32,
+}
+
+impl NsRun {
+    fn start(argv: &[String], stdout: Stdio, log: &Path) -> Res<NsRun> {
+        let stderr = File::create(log).map_err(|e| e.to_string())?;
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc"])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("unshare: {e}"))?;
+        let upid = unshare.id();
+        let path = format!("/proc/{upid}/task/{upid}/children");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(p) = s.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                return Ok(NsRun { unshare, pid: p });
+            }
+            if Instant::now() > deadline {
+                return Err(format!("unshare for `{}` started no child", argv.join(" ")));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn status_field(&self, key: &str) -> Res<u64> {
+        status_field(self.pid, key)
+    }
+
+    /// SIGKILL to PID 1 ends the whole namespace.
+    fn kill(mut self) -> Res<()> {
+        kill(self.pid, libc::SIGKILL);
+        wait_bounded(&mut self.unshare, Duration::from_secs(30)).map(|_| ())
+    }
+}
+
+fn status_field(pid: i32, key: &str) -> Res<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {key} in /proc/{pid}/status"))
+}
+
+fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) };
+}
+
+fn wait_bounded(c: &mut Child, limit: Duration) -> Res<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = c.try_wait().map_err(|e| e.to_string())? {
+            return Ok(st);
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            return Err(format!("process {} did not exit within {limit:?}", c.id()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A FIFO the app opens by path; the driver holds the read end.
+struct Fifo {
+    fd: OwnedFd,
+}
+
+impl Fifo {
+    fn new(path: &Path) -> Res<Fifo> {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(path);
+        // SAFETY: c is a valid NUL-terminated path.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+            return Err(format!("mkfifo {}", path.display()));
+        }
+        // Non-blocking open of the read end succeeds with no writer yet;
+        // Linux reports no POLLHUP until a writer has come and gone.
+        // SAFETY: as above.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+        if fd < 0 {
+            return Err(format!("open {}", path.display()));
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        Ok(Fifo {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn poll(&self, events: i16, timeout: Duration) -> i16 {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: p is one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n <= 0 {
+            0
+        } else {
+            p.revents
+        }
+    }
+
+    /// Reads exactly buf.len() bytes or fails after `timeout`.
+    fn read_exact(&self, buf: &mut [u8], timeout: Duration) -> Res<()> {
+        let deadline = Instant::now() + timeout;
+        let mut got = 0;
+        while got < buf.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("timed out after {timeout:?} waiting for the app"));
+            }
+            if self.poll(libc::POLLIN, left) & (libc::POLLIN | libc::POLLHUP) == 0 {
+                continue;
+            }
+            // SAFETY: reading into the unfilled tail of buf.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    buf[got..].as_mut_ptr().cast(),
+                    buf.len() - got,
+                )
+            };
+            if n == 0 {
+                return Err("the app closed its FIFO early".into());
+            }
+            if n > 0 {
+                got += n as usize;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the writer is gone (POLLHUP); true if it was in time.
+    fn wait_hangup(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if self.poll(0, left) & libc::POLLHUP != 0 {
+                return true;
+            }
+        }
+    }
+}
+
+fn app(o: &Opts, args: &[&str]) -> Vec<String> {
+    let mut v = vec![o.app.clone()];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+// ------------------------------------------------------------ RSS, idle
+
+fn idle(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
+    let rounds = if o.quick { 1 } else { 3 };
+    let idle = Duration::from_secs(if o.quick { 1 } else { 10 });
+    for round in 0..rounds {
+        // All inits idle at once: each is measured on its own counters.
+        let mut running = Vec::new();
+        for i in rotated(all, round) {
+            let fifo_path = o.tmp.join(format!("idle-{}", i.name));
+            let fifo = Fifo::new(&fifo_path)?;
+            let p = fifo_path.to_string_lossy().into_owned();
+            let ns = NsRun::start(
+                &i.argv(&[], &app(o, &["idle", &p])),
+                Stdio::piped(),
+                &o.tmp.join(format!("idle-{}.log", i.name)),
+            )?;
+            running.push((i, fifo, ns));
+        }
+        for (i, fifo, _) in &running {
+            fifo.read_exact(&mut [0u8; 1], Duration::from_secs(10))
+                .map_err(|e| format!("idle app under {}: {e}", i.name))?;
+        }
+        // Let every init finish its start-up work before counting.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut before = Vec::new();
+        for (i, _, ns) in &running {
+            r.add("rss_kib", "KiB", i.name, ns.status_field("VmRSS")? as f64);
+            let cs = ns.status_field("voluntary_ctxt_switches")?
+                + ns.status_field("nonvoluntary_ctxt_switches")?;
+            before.push(cs);
+        }
+        std::thread::sleep(idle);
+        for ((i, _, ns), b) in running.iter().zip(before) {
+            let cs = ns.status_field("voluntary_ctxt_switches")?
+                + ns.status_field("nonvoluntary_ctxt_switches")?;
+            r.add("idle_ctxsw", "switches", i.name, (cs - b) as f64);
+        }
+        for (_, _, ns) in running {
+            ns.kill()?;
+        }
+    }
+    r.extra
+        .insert("idle_seconds".into(), idle.as_secs().to_string());
+    Ok(())
+}
+
+// ---------------------------------------------------------- throughput
+
+/// Reads the pipe to EOF, checking every app line arrives once, in order.
+/// Returns the number of app lines.
+fn drain_and_check(mut pipe: impl Read, json: bool, n: u64) -> Res<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut next = 0u64;
+    let mut msg_at: Option<usize> = None;
+    let mut check = |line: &[u8]| -> Res<()> {
+        let seq = if json {
+            // Find the app's text first (SIMD memmem); only a line without
+            // a numbered msg may be one of berth's own events.
+            // berth's app lines share one envelope length: look where the
+            // last one had its msg first, so the sink stays cheap (it is
+            // part of the measured pipeline).
+            let at = match msg_at {
+                Some(at) if line.get(at - 7..at) == Some(b"\"msg\":\"".as_slice()) => Some(at),
+                _ => memchr::memmem::find(line, b"\"msg\":\"").map(|a| a + 7),
+            };
+            let seq = at.and_then(|at| {
+                msg_at = Some(at);
+                seq_of(&line[at..])
+            });
+            match seq {
+                Some(s) => s,
+                None if memchr::memmem::find(line, b"\"stream\":\"berth\"").is_some() => {
+                    return Ok(()); // berth's own start/warn/exit events
+                }
+                None => return Err(format!("malformed line: {}", String::from_utf8_lossy(line))),
+            }
+        } else {
+            seq_of(line)
+                .ok_or_else(|| format!("malformed line: {}", String::from_utf8_lossy(line)))?
+        };
+        if seq != next {
+            return Err(format!("line {seq} arrived where line {next} was due"));
+        }
+        next += 1;
+        Ok(())
+    };
+    loop {
+        let k = pipe.read(&mut buf).map_err(|e| e.to_string())?;
+        if k == 0 {
+            break;
+        }
+        let mut chunk = &buf[..k];
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', chunk) {
+                Some(nl) => {
+                    carry.extend_from_slice(&chunk[..nl]);
+                    check(&carry)?;
+                    carry.clear();
+                    chunk = &chunk[nl + 1..];
+                }
+                None => {
+                    carry.extend_from_slice(chunk);
+                    continue;
+                }
+            }
+        }
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            check(&chunk[start..nl])?;
+            start = nl + 1;
+        }
+        carry.extend_from_slice(&chunk[start..]);
+    }
+    if !carry.is_empty() {
+        check(&carry)?;
+    }
+    if next != n {
+        return Err(format!("{next} of {n} lines arrived"));
+    }
+    Ok(next)
+}
+
+/// The 8-digit sequence number a spew line starts with.
+fn seq_of(b: &[u8]) -> Option<u64> {
+    let d = b.get(..8)?;
+    d.iter().try_fold(0u64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+    })
+}
+
+fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
+    let n: u64 = if o.quick { 20_000 } else { 1_000_000 };
+    let rounds = if o.quick { 2 } else { 7 };
+    let ns = n.to_string();
+    let mut variants: Vec<Option<&Init>> = vec![None];
+    variants.extend(
+        all.iter()
+            .filter(|i| i.name != "berth" && i.name != "tini")
+            .map(Some),
+    );
+    let spew = app(o, &["spew", &ns]);
+    for round in 0..rounds {
+        // `none` runs the producer with no init: one pipe. `cat` is timed
+        // alongside each variant list as the reference through two pipes.
+        let mut order: Vec<Option<Option<&Init>>> = vec![None];
+        order.extend(variants.iter().map(|v| Some(*v)));
+        for v in rotated(&order, round) {
+            let t0 = Instant::now();
+            let (name, json) = match v {
+                None => {
+                    let mut producer = Command::new(&spew[0])
+                        .args(&spew[1..])
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .map_err(|e| e.to_string())?;
+                    let pout = producer.stdout.take().ok_or("no pipe")?;
+                    let mut cat = Command::new("cat")
+                        .stdin(pout)
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .map_err(|e| e.to_string())?;
+                    let cout = cat.stdout.take().ok_or("no pipe")?;
+                    drain_and_check(cout, false, n).map_err(|e| format!("cat: {e}"))?;
+                    wait_bounded(&mut producer, Duration::from_secs(60))?;
+                    wait_bounded(&mut cat, Duration::from_secs(60))?;
+                    ("cat", false)
+                }
+                Some(init) => {
+                    let (name, argv, json) = match init {
+                        None => ("none", spew.clone(), false),
+                        Some(i) => (i.name, i.argv(&[], &spew), i.berth_mode == Some("json")),
+                    };
+                    let mut c = Command::new(&argv[0])
+                        .args(&argv[1..])
+                        .env("TINI_SUBREAPER", "1")
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .map_err(|e| e.to_string())?;
+                    let out = c.stdout.take().ok_or("no pipe")?;
+                    drain_and_check(out, json, n).map_err(|e| format!("{name}: {e}"))?;
+                    let st = wait_bounded(&mut c, Duration::from_secs(60))?;
+                    if !st.success() {
+                        return Err(format!("{name}: exit {st}"));
+                    }
+                    (name, json)
+                }
+            };
+            let _ = json;
+            let secs = t0.elapsed().as_secs_f64();
+            r.add("log_mb_per_s", "MB/s", name, (n * 100) as f64 / secs / 1e6);
+            r.add("log_lines_lost", "lines", name, 0.0);
+        }
+    }
+    r.extra.insert("log_lines".into(), n.to_string());
+    Ok(())
+}
+
+// ------------------------------------------------------- signal latency
+
+/// SIGUSR1 from the driver to each init (to the app itself for `none`)
+/// until the app has it. Where the scheduler places each process decides
+/// whether a wake-up crosses CPUs (an IPI: tens of µs in a VM), and a
+/// process mostly stays where it was first placed; so the samples come from
+/// several generations of fresh processes, each a new placement draw.
+fn signal_latency(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
+    let (generations, per) = if o.quick { (1, 50) } else { (10, 400) };
+    for _ in 0..generations {
+        signal_generation(o, all, r, per)?;
+    }
+    Ok(())
+}
+
+fn signal_generation(o: &Opts, all: &[Init], r: &mut Report, samples: usize) -> Res<()> {
+    struct Target {
+        name: &'static str,
+        pid: i32,
+        fifo: Fifo,
+        ns: Option<NsRun>,
+        direct: Option<Child>,
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    for i in all {
+        let fifo_path = o.tmp.join(format!("sig-{}", i.name));
+        let fifo = Fifo::new(&fifo_path)?;
+        let p = fifo_path.to_string_lossy().into_owned();
+        let ns = NsRun::start(
+            &i.argv(&[], &app(o, &["sigwait", &p])),
+            Stdio::null(),
+            &o.tmp.join(format!("sig-{}.log", i.name)),
+        )?;
+        targets.push(Target {
+            name: i.name,
+            pid: ns.pid,
+            fifo,
+            ns: Some(ns),
+            direct: None,
+        });
+    }
+    {
+        // The kernel alone: the app itself, no init in between.
+        let fifo_path = o.tmp.join("sig-none");
+        let fifo = Fifo::new(&fifo_path)?;
+        let p = fifo_path.to_string_lossy().into_owned();
+        let argv = app(o, &["sigwait", &p]);
+        let c = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        targets.push(Target {
+            name: "none",
+            pid: c.id() as i32,
+            fifo,
+            ns: None,
+            direct: Some(c),
+        });
+    }
+    for t in &targets {
+        t.fifo
+            .read_exact(&mut [0u8; 8], Duration::from_secs(10))
+            .map_err(|e| format!("sigwait app under {}: {e}", t.name))?;
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let idx: Vec<usize> = (0..targets.len()).collect();
+    for round in 0..samples {
+        for k in rotated(&idx, round) {
+            let t = &targets[k];
+            let mut b = [0u8; 8];
+            let t0 = mono_ns();
+            kill(t.pid, libc::SIGUSR1);
+            t.fifo
+                .read_exact(&mut b, Duration::from_secs(5))
+                .map_err(|e| format!("SIGUSR1 through {}: {e}", t.name))?;
+            let t1 = u64::from_ne_bytes(b);
+            r.add(
+                "signal_us",
+                "µs",
+                t.name,
+                t1.saturating_sub(t0) as f64 / 1e3,
+            );
+            // Let the init go back to sleep before the next signal.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    for mut t in targets {
+        if let Some(ns) = t.ns.take() {
+            ns.kill()?;
+        }
+        if let Some(mut c) = t.direct.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------- zombies
+
+fn zombies(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
+    let n = if o.quick { 300 } else { 10_000 };
+    let rounds = if o.quick { 1 } else { 3 };
+    let ns_ = n.to_string();
+    for round in 0..rounds {
+        for i in rotated(all, round) {
+            let result = o.tmp.join(format!("zombies-{}", i.name));
+            let _ = std::fs::remove_file(&result);
+            let p = result.to_string_lossy().into_owned();
+            let mut run = NsRun::start(
+                &i.argv(&[], &app(o, &["orphans", &ns_, &p])),
+                Stdio::null(),
+                &o.tmp.join(format!("zombies-{}.log", i.name)),
+            )?;
+            wait_bounded(&mut run.unshare, Duration::from_secs(120))?;
+            let line = std::fs::read_to_string(&result)
+                .map_err(|e| format!("orphans under {}: no result ({e})", i.name))?;
+            let f: Vec<f64> = line
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if f.len() != 3 {
+                return Err(format!("orphans under {}: bad result {line:?}", i.name));
+            }
+            r.add("zombies_left", "processes", i.name, f[0]);
+            r.add("zombie_lag_ms", "ms", i.name, f[1] / 1e6);
+            r.add("zombie_total_ms", "ms", i.name, f[2] / 1e6);
+        }
+    }
+    r.extra.insert("zombies".into(), n.to_string());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- grace
+
+fn grace(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
+    let rounds = if o.quick { 1 } else { 5 };
+    let berths: Vec<&Init> = all.iter().filter(|i| i.is_berth()).collect();
+    for round in 0..rounds {
+        for i in rotated(&berths, round) {
+            let fifo_path = o.tmp.join(format!("grace-{}", i.name));
+            let fifo = Fifo::new(&fifo_path)?;
+            let p = fifo_path.to_string_lossy().into_owned();
+            let mut run = NsRun::start(
+                &i.argv(&["--grace", "1s"], &app(o, &["stubborn", &p])),
+                Stdio::null(),
+                &o.tmp.join(format!("grace-{}.log", i.name)),
+            )?;
+            fifo.read_exact(&mut [0u8; 1], Duration::from_secs(10))
+                .map_err(|e| format!("stubborn app under {}: {e}", i.name))?;
+            std::thread::sleep(Duration::from_millis(50));
+            let t0 = mono_ns();
+            kill(run.pid, libc::SIGTERM);
+            if !fifo.wait_hangup(Duration::from_secs(10)) {
+                return Err(format!("{}: the stubborn app outlived its grace", i.name));
+            }
+            let t1 = mono_ns();
+            let late_ms = (t1 as f64 - t0 as f64 - 1e9) / 1e6;
+            r.add("grace_late_ms", "ms", i.name, late_ms);
+            wait_bounded(&mut run.unshare, Duration::from_secs(10))?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- probe
+
+fn probe(o: &Opts, _all: &[Init], r: &mut Report) -> Res<()> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while memchr::memmem::find(&req, b"\r\n\r\n").is_none() && req.len() < 65536 {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => req.extend_from_slice(&b[..k]),
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+            );
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let variants: Vec<(&str, Vec<String>)> = vec![
+        ("berth", vec![o.berth.clone(), "probe".into(), url.clone()]),
+        (
+            "curl",
+            vec![
+                "curl".into(),
+                "-fsS".into(),
+                "-o".into(),
+                "/dev/null".into(),
+                url.clone(),
+            ],
+        ),
+    ];
+    let rounds = if o.quick { 10 } else { 300 };
+    for round in 0..rounds + 5 {
+        for (name, argv) in rotated(&variants, round) {
+            let t0 = Instant::now();
+            let st = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| format!("{}: {e}", argv[0]))?;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            if !st.success() {
+                return Err(format!("{name} probe of {url} failed: {st}"));
+            }
+            if round >= 5 {
+                r.add("probe_ms", "ms", name, ms);
+            }
+        }
+    }
+    Ok(())
+}
+
+// --------------------------------------------------------------- output
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "null".into()
+    }
+}
+
+fn to_json(r: &Report, o: &Opts) -> String {
+    let mut s = String::from("{\n");
+    let _ = writeln!(
+        s,
+        "  \"mode\": {},",
+        json_str(if o.quick { "quick" } else { "full" })
+    );
+    let _ = writeln!(s, "  \"machine\": {},", json_str(&machine()));
+    s.push_str("  \"extra\": {");
+    let extra: Vec<String> = r
+        .extra
+        .iter()
+        .map(|(k, v)| format!("{}: {}", json_str(k), json_str(v)))
+        .collect();
+    s.push_str(&extra.join(", "));
+    s.push_str("},\n  \"figures\": [\n");
+    let rows: Vec<String> = r
+        .samples
+        .iter()
+        .map(|((fig, subj), v)| {
+            let samples: Vec<String> = v.iter().map(|x| num(*x)).collect();
+            format!(
+                "    {{\"figure\": {}, \"subject\": {}, \"unit\": {}, \"n\": {}, \"median\": {}, \"p99\": {}, \"samples\": [{}]}}",
+                json_str(fig),
+                json_str(subj),
+                json_str(r.units.get(fig).copied().unwrap_or("")),
+                v.len(),
+                num(percentile(v, 50.0)),
+                num(percentile(v, 99.0)),
+                samples.join(", ")
+            )
+        })
+        .collect();
+    s.push_str(&rows.join(",\n"));
+    s.push_str("\n  ]\n}\n");
+    s
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+const COLS: [&str; 7] = [
+    "berth",
+    "berth-json",
+    "tini-static",
+    "tini",
+    "dumb-init",
+    "catatonit",
+    "none",
+];
+
+fn to_markdown(r: &Report, o: &Opts) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "berth-bench {} run, {}; medians unless noted; ratios are from this run.\n",
+        if o.quick {
+            "QUICK (smoke, not figures)"
+        } else {
+            "full"
+        },
+        machine()
+    );
+    let _ = writeln!(
+        s,
+        "| figure | berth (plain) | berth (json) | tini-static | tini | dumb-init | catatonit | baseline | berth's bar | met |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let cell = |fig: &str, subj: &str, f: &dyn Fn(f64) -> String| -> String {
+        r.median(fig, subj).map(f).unwrap_or_else(|| "–".into())
+    };
+    let mut row =
+        |name: String, cells: Vec<String>, baseline: String, bar: String, met: Option<bool>| {
+            let met = match met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "–",
+            };
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {baseline} | {bar} | {met} |",
+                cells.join(" | ")
+            );
+        };
+    let six = &COLS[..6];
+    let m = |fig: &str, subj: &str| r.median(fig, subj).unwrap_or(f64::NAN);
+
+    // Size.
+    let size_cells: Vec<String> = six
+        .iter()
+        .map(|c| {
+            if *c == "berth-json" {
+                "(same binary)".into()
+            } else {
+                let link = r
+                    .extra
+                    .get(&format!("linkage.{c}"))
+                    .cloned()
+                    .unwrap_or_default();
+                cell("size_kib", c, &|v| format!("{v:.1} KiB ({link})"))
+            }
+        })
+        .collect();
+    let size = m("size_kib", "berth");
+    row(
+        "static binary size (stripped)".into(),
+        size_cells,
+        "–".into(),
+        format!("≤ 700 KiB (stretch 512): {size:.1} KiB"),
+        Some(size <= 700.0),
+    );
+
+    // Start overhead.
+    let bare = m("start_wall_us", "none");
+    let over = |c: &str| m("start_wall_us", c) - bare;
+    let start_cells: Vec<String> = six
+        .iter()
+        .map(|c| format!("+{:.0} µs ({:.0} µs wall)", over(c), m("start_wall_us", c)))
+        .collect();
+    let tini_wall = m("start_wall_us", "tini-static");
+    let rp = m("start_wall_us", "berth") / tini_wall;
+    let rj = m("start_wall_us", "berth-json") / tini_wall;
+    let op = over("berth") / over("tini-static");
+    let oj = over("berth-json") / over("tini-static");
+    row(
+        "start overhead, `INIT -- /bin/true` over bare `/bin/true`".into(),
+        start_cells,
+        format!("bare {bare:.0} µs"),
+        format!(
+            "wall ≤ 1.0× tini-static plain, ≤ 1.5× json: {rp:.2}× / {rj:.2}× (overhead {op:.2}× / {oj:.2}×)"
+        ),
+        Some(rp <= 1.0 && rj <= 1.5),
+    );
+
+    // RSS.
+    let rss_cells: Vec<String> = six
+        .iter()
+        .map(|c| cell("rss_kib", c, &|v| format!("{v:.0} KiB")))
+        .collect();
+    let (rssp, rssj) = (m("rss_kib", "berth"), m("rss_kib", "berth-json"));
+    row(
+        "VmRSS as PID 1, app idle".into(),
+        rss_cells,
+        "–".into(),
+        format!("≤ 708 KiB plain, ≤ 1024 KiB json: {rssp:.0} / {rssj:.0} KiB"),
+        Some(rssp <= 708.0 && rssj <= 1024.0),
+    );
+
+    // Context switches.
+    let idle_s = r.extra.get("idle_seconds").cloned().unwrap_or_default();
+    let cs_cells: Vec<String> = six
+        .iter()
+        .map(|c| cell("idle_ctxsw", c, &|v| format!("{v:.0}")))
+        .collect();
+    let (csp, csj) = (m("idle_ctxsw", "berth"), m("idle_ctxsw", "berth-json"));
+    row(
+        format!("context switches, app idle {idle_s} s"),
+        cs_cells,
+        "–".into(),
+        format!("0 both modes: {csp:.0} / {csj:.0}"),
+        Some(csp == 0.0 && csj == 0.0),
+    );
+
+    // Throughput.
+    let lines = r.extra.get("log_lines").cloned().unwrap_or_default();
+    let catv = m("log_mb_per_s", "cat");
+    let tp_cells: Vec<String> = six
+        .iter()
+        .map(|c| {
+            cell("log_mb_per_s", c, &|v| {
+                format!("{v:.0} MB/s ({:.2}× cat)", v / catv)
+            })
+        })
+        .collect();
+    let tr = m("log_mb_per_s", "berth-json") / catv;
+    row(
+        format!("log throughput, {lines} × 100-byte lines, 0 lost/reordered (checked)"),
+        tp_cells,
+        format!(
+            "cat {catv:.0} MB/s; no init {:.0} MB/s",
+            m("log_mb_per_s", "none")
+        ),
+        format!("json ≥ 0.5× cat: {tr:.2}×"),
+        Some(tr >= 0.5),
+    );
+
+    // Signals.
+    let sig_cells: Vec<String> = six
+        .iter()
+        .map(
+            |c| match (r.pct("signal_us", c, 50.0), r.pct("signal_us", c, 99.0)) {
+                (Some(a), Some(b)) => format!("{a:.1} / {b:.1} µs"),
+                _ => "–".into(),
+            },
+        )
+        .collect();
+    let p99 = |c: &str| r.pct("signal_us", c, 99.0).unwrap_or(f64::NAN);
+    let sr = p99("berth") / p99("tini-static");
+    let srj = p99("berth-json") / p99("tini-static");
+    row(
+        "signal forward latency p50 / p99".into(),
+        sig_cells,
+        format!(
+            "kernel alone {:.1} / {:.1} µs",
+            r.pct("signal_us", "none", 50.0).unwrap_or(f64::NAN),
+            p99("none")
+        ),
+        format!("p99 ≤ 1.2× tini-static: {sr:.2}× plain, {srj:.2}× json"),
+        Some(sr <= 1.2),
+    );
+
+    // Zombies.
+    let nz = r.extra.get("zombies").cloned().unwrap_or_default();
+    let z_cells: Vec<String> = six
+        .iter()
+        .map(|c| {
+            let left = r
+                .get("zombies_left", c)
+                .map(|v| v.iter().cloned().fold(0.0, f64::max));
+            match left {
+                Some(left) => format!(
+                    "{left:.0} left, lag {:.2} ms (all in {:.0} ms)",
+                    m("zombie_lag_ms", c),
+                    m("zombie_total_ms", c)
+                ),
+                None => "–".into(),
+            }
+        })
+        .collect();
+    let zl = r
+        .get("zombies_left", "berth")
+        .map(|v| v.iter().cloned().fold(0.0, f64::max))
+        .unwrap_or(f64::NAN);
+    let zj = r
+        .get("zombies_left", "berth-json")
+        .map(|v| v.iter().cloned().fold(0.0, f64::max))
+        .unwrap_or(f64::NAN);
+    let (lagp, lagj) = (
+        m("zombie_lag_ms", "berth"),
+        m("zombie_lag_ms", "berth-json"),
+    );
+    row(
+        format!("{nz} orphaned zombies at once (left: worst round)"),
+        z_cells,
+        "–".into(),
+        format!("0 left, lag ≤ 1 ms: {zl:.0}/{zj:.0} left, {lagp:.2} / {lagj:.2} ms"),
+        Some(zl == 0.0 && zj == 0.0 && lagp <= 1.0 && lagj <= 1.0),
+    );
+
+    // Grace.
+    let g_cells: Vec<String> = six
+        .iter()
+        .map(|c| {
+            r.get("grace_late_ms", c)
+                .map(|v| {
+                    format!(
+                        "+{:.2} ms (max {:.2})",
+                        percentile(v, 50.0),
+                        percentile(v, 100.0)
+                    )
+                })
+                .unwrap_or_else(|| "no grace period".into())
+        })
+        .collect();
+    let gmed = ["berth", "berth-json"]
+        .iter()
+        .filter_map(|c| r.get("grace_late_ms", c).map(|v| percentile(v, 50.0)))
+        .fold(f64::NAN, f64::max);
+    row(
+        "grace precision: app ignores SIGTERM, `--grace 1s`, death after the deadline".into(),
+        g_cells,
+        "–".into(),
+        format!("SIGKILL ≤ 10 ms after the deadline: median {gmed:.2} ms"),
+        Some(gmed <= 10.0),
+    );
+
+    // Probe.
+    let pb = m("probe_ms", "berth");
+    let pc = m("probe_ms", "curl");
+    let mut p_cells = vec![format!("{pb:.2} ms ({:.2}× curl)", pb / pc)];
+    p_cells.extend(std::iter::repeat_n("–".to_string(), 5));
+    row(
+        "probe wall time, `berth probe http://127.0.0.1:PORT/`".into(),
+        p_cells,
+        format!("curl {pc:.2} ms"),
+        "(no bar)".into(),
+        None,
+    );
+    s
+}
