@@ -146,32 +146,21 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
     }
 }
 
-/// True when every byte is printable ASCII other than `"` and `\\`: such
-/// bytes are their own JSON string body. Eight bytes per step (SWAR; the
-/// `has_less`/`has_zero` bit tricks are exact as yes/no answers), since
-/// the byte-wise UTF-8 and escape scans cost most of berth's CPU time per
-/// log line (docs/benchmarks.md).
-fn is_plain_ascii(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(w);
-        let v = u64::from_le_bytes(a);
-        if v & HIGH != 0
-            || v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0
-            || has_zero(v ^ (ONES * u64::from(b'"')))
-            || has_zero(v ^ (ONES * u64::from(b'\\')))
-        {
-            return false;
-        }
+/// 0 for `stdout`, 1 for `stderr` (the prebuilt heads), by byte pattern:
+/// a `&str` comparison is a `memcmp` call per line on the hot path.
+fn app_stream_index(stream: &str) -> Option<usize> {
+    match stream.as_bytes() {
+        [b's', b't', b'd', b'o', b'u', b't'] => Some(0),
+        [b's', b't', b'd', b'e', b'r', b'r'] => Some(1),
+        _ => None,
     }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| (0x20..0x80).contains(&b) && !NEEDS_ESCAPE[b as usize])
+}
+
+/// True when the bytes are their own JSON string body (printable ASCII,
+/// no `"` or `\`): such a line is copied whole. The scan is SIMD, in
+/// sys.rs, since it runs over every byte of every log line.
+fn is_plain_ascii(bytes: &[u8]) -> bool {
+    crate::sys::is_json_plain_ascii(bytes)
 }
 
 /// Appends the escaped body of lossy-UTF-8 `bytes`, writing at most
@@ -180,7 +169,7 @@ fn is_plain_ascii(bytes: &[u8]) -> bool {
 fn escape_limited(out: &mut Vec<u8>, bytes: &[u8], budget: usize) -> usize {
     // The common line: plain ASCII that fits is copied as it is.
     if bytes.len() <= budget && is_plain_ascii(bytes) {
-        out.extend_from_slice(bytes);
+        crate::sys::append_short(out, bytes);
         return bytes.len();
     }
     let mut left = budget;
@@ -347,8 +336,11 @@ impl Encoder {
     /// The most escaped message bytes one unsplit text line of `stream`
     /// can carry under `--log-max-line`.
     pub fn text_room(&self, stream: &str) -> usize {
-        self.max_line_bytes
-            .saturating_sub(self.head_len(stream) + 3)
+        let head = match app_stream_index(stream) {
+            Some(i) => self.heads[i].len(),
+            None => self.head_len(stream),
+        };
+        self.max_line_bytes.saturating_sub(head + 3)
     }
 
     /// `{"ts":"…","stream":"…","service":"…"<fields>,"msg":"`
@@ -394,15 +386,12 @@ impl Encoder {
         }
         let start = out.len();
         let budget = self.text_room(stream);
-        out.reserve(self.head_len(stream) + line.len() + 3);
-        let head = match stream {
-            "stdout" => Some(&self.heads[0]),
-            "stderr" => Some(&self.heads[1]),
-            _ => None,
-        };
+        // The envelope is what the room leaves of the limit.
+        out.reserve(self.max_line_bytes - budget + line.len());
+        let head = app_stream_index(stream).map(|i| &self.heads[i]);
         match head {
             Some(h) => {
-                out.extend_from_slice(h);
+                crate::sys::append_short(out, h);
                 let at = start + self.ts_at;
                 out[at..at + ts.text.len()].copy_from_slice(&ts.text);
             }
@@ -1041,10 +1030,18 @@ mod tests {
     fn plain_ascii_fast_path_agrees_with_the_escape_table_for_every_byte_and_position() {
         for b in 0..=255u8 {
             let plain = (0x20..0x80).contains(&b) && !NEEDS_ESCAPE[b as usize];
-            for at in 0..17 {
-                let mut line = [b'a'; 17];
-                line[at] = b;
-                assert_eq!(is_plain_ascii(&line), plain, "byte {b:#04x} at {at}");
+            // Lengths below, at and past one 16-byte step, and with an
+            // overlapping last step.
+            for len in [1, 15, 16, 17, 31, 32, 40] {
+                for at in 0..len {
+                    let mut line = vec![b'a'; len];
+                    line[at] = b;
+                    assert_eq!(
+                        is_plain_ascii(&line),
+                        plain,
+                        "byte {b:#04x} at {at} of {len}"
+                    );
+                }
             }
         }
     }

@@ -164,7 +164,10 @@ impl StreamLines {
 
     /// One complete line (without `\n`).
     fn emit(&mut self, line: &[u8], enc: &Encoder, ts: &Timestamp, out: &mut Vec<u8>) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = match line.split_last() {
+            Some((b'\r', rest)) => rest,
+            _ => line,
+        };
         if self.partial.is_none() {
             if self.multiline && self.hold(line, enc, ts, out) {
                 return;
