@@ -9,6 +9,7 @@ mod docker;
 mod health;
 mod logs;
 mod reap;
+mod rolling;
 mod run;
 mod shutdown;
 mod signals;
