@@ -7,6 +7,7 @@ mod util;
 mod cli;
 mod docker;
 mod health;
+mod kubernetes;
 mod logs;
 mod reap;
 mod rolling;
