@@ -148,14 +148,14 @@ pub(crate) fn docker_ok(args: &[&str]) -> String {
 
 /// A docker command that keeps printing (`logs -f`, `events`), read line by
 /// line; killed when dropped.
-struct Stream {
+pub(crate) struct Stream {
     child: Child,
-    out: Lines,
+    pub(crate) out: Lines,
     err: Lines,
 }
 
 impl Stream {
-    fn docker(args: &[&str]) -> Stream {
+    pub(crate) fn docker(args: &[&str]) -> Stream {
         let mut child = Command::new("docker")
             .args(args)
             .stdin(Stdio::null())

@@ -25,8 +25,8 @@
 //! member, the test made it one and leaves again (`docker swarm leave
 //! --force`) in a Drop guard; services are removed by a Drop guard too.
 //! Figures are printed as `docker-compare | …` lines (`--nocapture`), as
-//! in tests/docker.rs. `BERTH_ROLLING_REPLICAS` (default 3) makes a longer
-//! run by hand.
+//! in tests/docker.rs. `TEST_ROLLING_REPLICAS` (default 3) makes a longer
+//! run by hand, `TEST_ROLLING_ORDER=stop-first` the other update order.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::docker::{docker, docker_ok, report, Init, Scope};
+use crate::docker::{docker, docker_ok, report, Init, Scope, Stream};
 
 /// Load generator: client threads, the pause between one thread's
 /// requests, and bounds on count and time whatever happens.
@@ -50,11 +50,13 @@ const POLL: Duration = Duration::from_millis(250);
 /// Upper bound for waits on the engine (tasks healthy, old tasks gone).
 const WAIT: Duration = Duration::from_secs(90);
 
-/// berth's drain and grace in the berth variant: drain covers the health
-/// interval (1 s) plus the balancer's lag with room; drain + grace + 2 s
-/// fits the service's `--stop-grace-period 10s`.
-const DRAIN: &str = "3s";
-const GRACE: &str = "5s";
+/// berth's drain and grace in the berth variant. The drain covers the
+/// health interval (1 s), the health check's own run (an exec, slow on a
+/// loaded machine) and the balancer's lag (a poll plus a `docker ps`),
+/// about 2 s at worst seen here, with room; drain + grace + 2 s fits the
+/// service's `--stop-grace-period 10s`.
+const DRAIN_S: u64 = 4;
+const GRACE: &str = "4s";
 
 // ---------------------------------------------------------------------------
 // The swarm and its services
@@ -389,6 +391,13 @@ impl Load {
     }
 }
 
+impl Drop for Load {
+    /// A test that fails midway leaves no client running (`finish` joins).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The test
 
@@ -410,7 +419,13 @@ fn unix_nanos() -> u128 {
 
 /// Creates `service` with `args`, puts it behind a balancer under load,
 /// replaces every task with `docker service update --force`, and counts.
-fn rolling_update(swarm: &Swarm, service: &str, replicas: usize, args: &[&str]) -> Rollout {
+fn rolling_update(
+    swarm: &Swarm,
+    service: &str,
+    replicas: usize,
+    order: &str,
+    args: &[&str],
+) -> Rollout {
     let replicas_s = replicas.to_string();
     let mut create = vec![
         "--replicas",
@@ -423,7 +438,7 @@ fn rolling_update(swarm: &Swarm, service: &str, replicas: usize, args: &[&str]) 
         "--update-parallelism",
         "1",
         "--update-order",
-        "start-first",
+        order,
         "--update-delay",
         "0s",
         "--update-monitor",
@@ -438,7 +453,25 @@ fn rolling_update(swarm: &Swarm, service: &str, replicas: usize, args: &[&str]) 
 
     let load = Load::start(balancer.port);
     wait_until("the first 100 answers", || load.ok() >= 100);
+    // The old tasks' stops as the engine records them, kill (the stop
+    // signal) to die. Followed from now on: the engine keeps only its last
+    // 256 events for `--since`, and every health check makes three. The
+    // `--since` covers the moment before the stream is subscribed.
+    let label = format!("label=com.docker.swarm.service.name={service}");
     let since = (unix_nanos() / 1_000_000_000 - 1).to_string();
+    let events = Stream::docker(&[
+        "events",
+        "--since",
+        &since,
+        "--filter",
+        &label,
+        "--filter",
+        "event=kill",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.TimeNano}} {{.Status}} {{.Actor.ID}} {{index .Actor.Attributes \"exitCode\"}}",
+    ]);
     let t = Instant::now();
     docker_ok(&[
         "service",
@@ -464,25 +497,11 @@ fn rolling_update(swarm: &Swarm, service: &str, replicas: usize, args: &[&str]) 
     let tally = load.finish();
     drop(balancer);
 
-    // The old tasks' stops, from the engine's events: kill (the stop
-    // signal) to die.
-    let label = format!("label=com.docker.swarm.service.name={service}");
-    let until = (unix_nanos() / 1_000_000_000 + 1).to_string();
-    let ev = docker_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        &label,
-        "--filter",
-        "event=kill",
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.TimeNano}} {{.Status}} {{.Actor.ID}} {{index .Actor.Attributes \"exitCode\"}}",
-    ]);
+    let died = |l: &str| old.iter().any(|id| l.contains(&format!(" die {id} ")));
+    wait_until("the die events of the old tasks", || {
+        events.out.snapshot().iter().filter(|l| died(l)).count() == old.len()
+    });
+    let ev = events.out.snapshot().join("\n");
     let mut stops = Vec::new();
     for id in &old {
         let mine: Vec<Vec<&str>> = ev
@@ -517,10 +536,11 @@ fn rolling_update(swarm: &Swarm, service: &str, replicas: usize, args: &[&str]) 
 /// TERM), not asserted.
 #[test]
 fn rolling_update_under_load_loses_no_request_with_drain() {
-    let replicas: usize = std::env::var("BERTH_ROLLING_REPLICAS")
+    let replicas: usize = std::env::var("TEST_ROLLING_REPLICAS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let order = std::env::var("TEST_ROLLING_ORDER").unwrap_or_else(|_| "start-first".into());
     let s = Scope::new("rolling");
     // The same app in both images; the HEALTHCHECK differs. Under berth it
     // asks berth (`status --ready` fails as soon as the drain starts);
@@ -546,6 +566,7 @@ fn rolling_update_under_load_loses_no_request_with_drain() {
         "20",
     ];
 
+    let drain = format!("{DRAIN_S}s");
     let mut results = Vec::new();
     for init in [Init::Berth, Init::Tini, Init::None] {
         let service = s.name(&format!("{init:?}").to_lowercase());
@@ -556,7 +577,7 @@ fn rolling_update_under_load_loses_no_request_with_drain() {
                     &berth_img[..],
                     "/berth",
                     "--drain",
-                    DRAIN,
+                    &drain,
                     "--grace",
                     GRACE,
                     "--health",
@@ -570,7 +591,7 @@ fn rolling_update_under_load_loses_no_request_with_drain() {
             Init::None => args.push(&probe_img),
         }
         args.extend(app);
-        let r = rolling_update(&swarm, &service, replicas, &args);
+        let r = rolling_update(&swarm, &service, replicas, &order, &args);
         swarm.remove(&service);
         let stops: Vec<String> = r
             .stops
@@ -578,7 +599,7 @@ fn rolling_update_under_load_loses_no_request_with_drain() {
             .map(|(d, code)| format!("{:.2} s (exit {code})", d.as_secs_f64()))
             .collect();
         report(
-            &format!("rolling update of {replicas} tasks under load (swarm, start-first)"),
+            &format!("rolling update of {replicas} tasks under load (swarm, {order})"),
             init,
             &format!(
                 "{} of {} requests failed {:?}; update {:.1} s; old tasks stopped in {}",
@@ -602,8 +623,8 @@ fn rolling_update_under_load_loses_no_request_with_drain() {
     for (d, code) in &berth.stops {
         // The drain was waited (the stop took at least that long), and
         // the app then exited on its own, well before berth's grace ran out.
-        assert!(*d >= Duration::from_secs(3), "{d:?}");
-        assert!(*d < Duration::from_secs(8), "{d:?}");
+        assert!(*d >= Duration::from_secs(DRAIN_S), "{d:?}");
+        assert!(*d < Duration::from_secs(DRAIN_S + 3), "{d:?}");
         assert_eq!(code, "0");
     }
 }
