@@ -84,7 +84,7 @@ fn static_dir() -> PathBuf {
 }
 
 /// Runs a command to its end, killing it past `DOCKER_TIMEOUT`.
-fn run_bounded(mut c: Command) -> Output {
+pub(crate) fn run_bounded(mut c: Command) -> Output {
     // The test runner's own BERTH_* would reach nothing, but keep them out.
     for (k, _) in std::env::vars() {
         if k.starts_with("BERTH_") {
@@ -128,14 +128,14 @@ fn run_bounded(mut c: Command) -> Output {
     }
 }
 
-fn docker(args: &[&str]) -> Output {
+pub(crate) fn docker(args: &[&str]) -> Output {
     let mut c = Command::new("docker");
     c.args(args);
     run_bounded(c)
 }
 
 /// `docker ARGS` that must succeed; its stdout, trimmed.
-fn docker_ok(args: &[&str]) -> String {
+pub(crate) fn docker_ok(args: &[&str]) -> String {
     let o = docker(args);
     assert!(
         o.status.success(),
@@ -148,14 +148,14 @@ fn docker_ok(args: &[&str]) -> String {
 
 /// A docker command that keeps printing (`logs -f`, `events`), read line by
 /// line; killed when dropped.
-struct Stream {
+pub(crate) struct Stream {
     child: Child,
-    out: Lines,
+    pub(crate) out: Lines,
     err: Lines,
 }
 
 impl Stream {
-    fn docker(args: &[&str]) -> Stream {
+    pub(crate) fn docker(args: &[&str]) -> Stream {
         let mut child = Command::new("docker")
             .args(args)
             .stdin(Stdio::null())
@@ -194,7 +194,7 @@ impl Drop for Stream {
 
 /// Which init runs the app.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Init {
+pub(crate) enum Init {
     /// `ENTRYPOINT ["/berth", …, "--"]`.
     Berth,
     /// `docker run --init`: the engine's docker-init (tini 0.19 here).
@@ -206,19 +206,19 @@ enum Init {
 const ALL: [Init; 3] = [Init::Berth, Init::Tini, Init::None];
 
 /// The comparison line for docs/containers.md.
-fn report(scenario: &str, init: Init, result: &str) {
+pub(crate) fn report(scenario: &str, init: Init, result: &str) {
     eprintln!("docker-compare | {scenario} | {init:?} | {result}");
 }
 
 /// One test's docker objects, all named `<prefix>-…`, removed on drop.
-struct Scope {
+pub(crate) struct Scope {
     prefix: String,
     dir: PathBuf,
     compose: Mutex<Vec<(String, PathBuf)>>,
 }
 
 impl Scope {
-    fn new(test: &str) -> Scope {
+    pub(crate) fn new(test: &str) -> Scope {
         if let Some(p) = docker_problem() {
             panic!(
                 "the Docker engine is not usable, so this Docker test fails (it does not skip): {p}. \
@@ -239,7 +239,7 @@ impl Scope {
         s
     }
 
-    fn name(&self, what: &str) -> String {
+    pub(crate) fn name(&self, what: &str) -> String {
         format!("{}-{what}", self.prefix)
     }
 
@@ -284,7 +284,7 @@ impl Scope {
     /// `FROM scratch` with berth at /berth, the apps at /<name>, /etc/passwd
     /// and /etc/group, plus `extra` Dockerfile lines. No ENTRYPOINT: each run
     /// names its own (`--entrypoint`).
-    fn image(&self, what: &str, extra: &str) -> String {
+    pub(crate) fn image(&self, what: &str, extra: &str) -> String {
         self.build(
             what,
             &format!("FROM scratch\nCOPY rootfs/ /\n{extra}\n"),
