@@ -161,9 +161,16 @@ fn signal_sent_right_at_start_is_not_lost() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if s.lines()
-                .any(|l| l.starts_with("SigBlk:") && !l.ends_with("0000000000000000"))
-            {
+            // USR1 itself blocked: unshare's child, before it execs berth,
+            // already has a non-zero mask (INT and TERM), and a USR1 landing
+            // then is dropped by the kernel (PID 1, default disposition).
+            let usr1 = 1u64 << (libc::SIGUSR1 - 1);
+            let blocked = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0);
+            if blocked & usr1 != 0 {
                 break;
             }
             assert!(

@@ -6,9 +6,11 @@ mod util;
 
 mod cli;
 mod health;
+mod hostile;
 mod logs;
 mod reap;
 mod run;
+mod security;
 mod shutdown;
 mod signals;
 mod user;
