@@ -54,16 +54,23 @@ fn sleep_forever() -> ! {
     }
 }
 
-fn wait_for_term() {
+/// Blocks SIGTERM (before saying `ready`, so an early TERM waits) and
+/// returns the set to wait on.
+fn block_term() -> libc::sigset_t {
     // SAFETY: plain signal-mask calls on a zeroed set we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
+        set
     }
+}
+
+fn wait_for(set: &libc::sigset_t) {
+    let mut sig = 0;
+    // SAFETY: sigwait reads the set and writes the signal number.
+    unsafe { libc::sigwait(set, &mut sig) };
 }
 
 fn main() {
@@ -72,11 +79,12 @@ fn main() {
     let ignore = args.iter().any(|a| a == "--ignore-term");
     match mode {
         "close-stdout" => {
+            let set = block_term();
             // SAFETY: closing our own fd 1.
             unsafe { libc::close(1) };
             let mut e = std::io::stderr();
             writeln!(e, "ready").unwrap();
-            wait_for_term();
+            wait_for(&set);
             writeln!(e, "bye").unwrap();
             std::process::exit(3);
         }
