@@ -5,7 +5,7 @@
 //!
 //! Cases covered elsewhere, not repeated here: an app that leaves its
 //! process group (signals.rs), descendants in the app's group ignoring
-//! SIGTERM (shutdown.rs), 256 MiB without a newline and a stuck stdout
+//! SIGTERM (shutdown.rs), 1 GiB without a newline and a stuck stdout
 //! (logs.rs), 10,000 orphans at once (reap.rs).
 
 use std::io::{BufRead, BufReader};
