@@ -25,11 +25,24 @@ pub struct Error {
 }
 
 impl Error {
+    /// Control characters in the message (from quoted user input: an
+    /// argument or `BERTH_*` value with a newline) are escaped, so the error
+    /// stays one line and cannot forge a second log line.
     pub fn new(kind: Kind, message: impl Into<String>) -> Error {
-        Error {
-            kind,
-            message: message.into(),
+        let mut message = message.into();
+        if message.chars().any(|c| c.is_control() && c != '\t') {
+            message = message
+                .chars()
+                .map(|c| {
+                    if c.is_control() && c != '\t' {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
         }
+        Error { kind, message }
     }
     pub fn usage(message: impl Into<String>) -> Error {
         Error::new(Kind::Usage, message)
@@ -91,6 +104,16 @@ pub fn app_exit_code(end: AppEnd, success_exit: &[u8], stopped_unhealthy: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzz/fuzz_targets/cli.rs: `--rlimit "n\n…"` quoted the value
+    /// raw, so one error took several stderr lines.
+    #[test]
+    fn issue8_error_quoting_a_newline_stays_one_line() {
+        let e = Error::config("--rlimit \"n\n\0x\": unknown limit");
+        assert_eq!(e.message(), "--rlimit \"n\\n\\u{0}x\": unknown limit");
+        assert!(!e.to_string().contains('\n'));
+        assert_eq!(Error::usage("a\tb").message(), "a\tb");
+    }
 
     #[test]
     fn every_kind_has_its_code() {

@@ -73,6 +73,9 @@ pub struct Supervisor {
     /// `--status-listen`, and which of its fds epoll watches now.
     http: Option<HttpStatus>,
     http_watched: Interest,
+    /// The status socket is out of epoll: berth ran out of fds (see
+    /// `answer_status`); it goes back in after the next other event.
+    status_paused: bool,
 }
 
 /// Runs COMMAND under berth and returns berth's exit code.
@@ -262,6 +265,7 @@ impl Supervisor {
             status,
             http,
             http_watched: Interest::Listener,
+            status_paused: false,
             cfg,
         };
         let (app_uid, app_gid) = s
@@ -336,7 +340,9 @@ impl Supervisor {
                 }
             };
             let mut reap_now = false;
+            let mut other_event = false;
             for ev in &ready[..n] {
+                other_event |= ev.data() != TOKEN_STATUS;
                 match ev.data() {
                     TOKEN_SIGNALS => {
                         sigs.clear();
@@ -351,6 +357,9 @@ impl Supervisor {
                     TOKEN_HTTP_LISTENER | TOKEN_HTTP_CLIENT => self.serve_http(ev.data()),
                     _ => {}
                 }
+            }
+            if other_event {
+                self.resume_status();
             }
             if reap_now {
                 self.reap();
@@ -537,10 +546,25 @@ impl Supervisor {
         }
     }
 
+    /// Out of fds with no reserve left, a pending client cannot be taken
+    /// and would wake the level-triggered epoll at once, forever: the socket
+    /// leaves epoll until some other event (a signal, a log line, a reaped
+    /// child) has happened, so berth sleeps instead of spinning.
     fn answer_status(&mut self) {
         let snap = self.snapshot();
         if let Some(s) = self.status.as_mut() {
-            s.accept(&snap);
+            if !s.accept(&snap) && self.epoll.delete(sys::borrow_fd(s.fd())).is_ok() {
+                self.status_paused = true;
+            }
+        }
+    }
+
+    fn resume_status(&mut self) {
+        if let (true, Some(s)) = (self.status_paused, &self.status) {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS);
+            if self.epoll.add(sys::borrow_fd(s.fd()), ev).is_ok() {
+                self.status_paused = false;
+            }
         }
     }
 

@@ -117,12 +117,13 @@ pub fn signal(s: &str) -> Result<i32, String> {
         _ => {}
     }
     let rt = |base: i32, rest: &str| -> Option<i32> {
+        // checked: `RTMIN+2147483647` must be an error, not an overflow.
         let n = if rest.is_empty() {
             base
         } else if let Some(k) = rest.strip_prefix('+') {
-            base + k.parse::<i32>().ok()?
+            base.checked_add(k.parse::<i32>().ok()?)?
         } else if let Some(k) = rest.strip_prefix('-') {
-            base - k.parse::<i32>().ok()?
+            base.checked_sub(k.parse::<i32>().ok()?)?
         } else {
             return None;
         };
@@ -378,6 +379,14 @@ mod tests {
         ] {
             assert!(signal(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn issue8_realtime_offset_overflow_is_an_error() {
+        for s in ["RTMIN+2147483647", "RTMAX--2147483648", "RTMIN-2147483648"] {
+            assert!(signal(s).is_err(), "{s}");
+        }
+        assert_eq!(signal("RTMAX--0"), Ok(64));
     }
 
     #[test]

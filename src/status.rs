@@ -9,7 +9,7 @@
 //! stall berth. The client side is the `berth status` command.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::time::Duration;
@@ -67,6 +67,8 @@ pub fn socket_name(ns: u64, pid: u32) -> String {
 
 pub struct StatusServer {
     listener: UnixListener,
+    /// One fd held back for when berth runs out (see `accept`).
+    reserve: Option<OwnedFd>,
 }
 
 impl StatusServer {
@@ -75,7 +77,8 @@ impl StatusServer {
         let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
         let listener = UnixListener::bind_addr(&addr)?;
         listener.set_nonblocking(true)?;
-        Ok(StatusServer { listener })
+        let reserve = listener.as_fd().try_clone_to_owned().ok();
+        Ok(StatusServer { listener, reserve })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -84,25 +87,49 @@ impl StatusServer {
 
     /// Answers every pending client (bounded per wake-up, so a flood of
     /// connections cannot starve signals).
-    pub fn accept(&mut self, snap: &Snapshot) {
-        for _ in 0..64 {
-            let Ok((mut stream, _)) = self.listener.accept() else {
-                return;
-            };
-            let allowed = getsockopt(&stream, sockopt::PeerCredentials)
-                .map(|c| c.uid() == 0 || c.uid() == snap.app_uid)
-                .unwrap_or(false);
-            let _ = stream.set_nonblocking(true);
-            let reply = if allowed {
-                snap.to_json()
-            } else {
-                "{\"error\":\"permission denied: berth answers only root and the app's uid\"}\n"
-                    .to_string()
-            };
-            // A fresh socket's buffer holds this one short line: no blocking.
-            let _ = stream.write_all(reply.as_bytes());
+    ///
+    /// Out of fds (EMFILE/ENFILE), accept fails and leaves the client
+    /// pending, so the level-triggered epoll would wake berth again at once,
+    /// forever (issue 8: 100% CPU). berth keeps one fd in reserve: it frees
+    /// it, takes the client, answers, closes, and takes the reserve back.
+    /// Returns false when even that failed (no reserve): the caller stops
+    /// watching the socket for a while.
+    pub fn accept(&mut self, snap: &Snapshot) -> bool {
+        if self.reserve.is_none() {
+            self.reserve = self.listener.as_fd().try_clone_to_owned().ok();
         }
+        for _ in 0..64 {
+            match self.listener.accept() {
+                Ok((stream, _)) => answer(stream, snap),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if self.reserve.take().is_none() {
+                        return false;
+                    }
+                    if let Ok((stream, _)) = self.listener.accept() {
+                        answer(stream, snap);
+                    }
+                    self.reserve = self.listener.as_fd().try_clone_to_owned().ok();
+                }
+                Err(_) => return true,
+            }
+        }
+        true
     }
+}
+
+/// One reply line, then the stream is closed (dropped).
+fn answer(mut stream: UnixStream, snap: &Snapshot) {
+    let allowed = getsockopt(&stream, sockopt::PeerCredentials)
+        .map(|c| c.uid() == 0 || c.uid() == snap.app_uid)
+        .unwrap_or(false);
+    let _ = stream.set_nonblocking(true);
+    let reply = if allowed {
+        snap.to_json()
+    } else {
+        "{\"error\":\"permission denied: berth answers only root and the app's uid\"}\n".to_string()
+    };
+    // A fresh socket's buffer holds this one short line: no blocking.
+    let _ = stream.write_all(reply.as_bytes());
 }
 
 /// The outcome of asking a berth.
@@ -210,6 +237,51 @@ mod tests {
             draining: false,
             running: true,
         }
+    }
+
+    /// Out of fds, the reserve fd lets berth take and answer the client.
+    /// Runs in a forked child: RLIMIT_NOFILE is process-wide.
+    #[test]
+    fn issue8_out_of_fds_a_client_is_still_answered() {
+        let child = crate::sys::fork_job(|| {
+            let Ok(mut server) =
+                StatusServer::bind(Pid::from_raw(900_000 + std::process::id() as i32 % 1000))
+            else {
+                return 10;
+            };
+            let name = socket_name(
+                pid_namespace_inode(),
+                (900_000 + std::process::id() as i32 % 1000) as u32,
+            );
+            let Ok(addr) = SocketAddr::from_abstract_name(name.as_bytes()) else {
+                return 11;
+            };
+            let Ok(mut client) = UnixStream::connect_addr(&addr) else {
+                return 12;
+            };
+            // The limit at the lowest free fd: no new fd can be made.
+            let free = (0..1024)
+                .find(|&fd| !crate::sys::fd_is_open(fd))
+                .unwrap_or(1024);
+            if crate::sys::prlimit_self(libc::RLIMIT_NOFILE as i32, free as u64, 1024).is_err() {
+                return 13;
+            }
+            if std::fs::File::open("/dev/null").is_ok() {
+                return 14; // not out of fds: the test proves nothing
+            }
+            if !server.accept(&snap()) {
+                return 15;
+            }
+            let mut reply = String::new();
+            let _ = client.read_to_string(&mut reply);
+            if !reply.contains("\"app_pid\":7") {
+                return 16;
+            }
+            0
+        })
+        .unwrap();
+        let status = nix::sys::wait::waitpid(child, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
     }
 
     #[test]

@@ -164,7 +164,7 @@ fn exchange(mut stream: TcpStream, request: &[u8], clock: &Deadline) -> Result<u
         Ok(()) | Err(_) => {}
     }
     let mut response = Response {
-        stream,
+        stream: Timed(stream),
         buf: [0; LINE_MAX],
         start: 0,
         end: 0,
@@ -189,10 +189,49 @@ fn send(stream: &mut TcpStream, mut data: &[u8], clock: &Deadline) -> io::Result
     Ok(())
 }
 
+/// Where the response head comes from: a socket read with the time left
+/// ([`Timed`]), or bytes in memory for the fuzz target ([`read_final_status`]).
+trait HeadSource {
+    fn read_within(&mut self, buf: &mut [u8], left: Duration) -> io::Result<usize>;
+}
+
+struct Timed(TcpStream);
+
+impl HeadSource for Timed {
+    fn read_within(&mut self, buf: &mut [u8], left: Duration) -> io::Result<usize> {
+        self.0.set_read_timeout(Some(left))?;
+        self.0.read(buf)
+    }
+}
+
+struct Untimed<R>(R);
+
+impl<R: Read> HeadSource for Untimed<R> {
+    fn read_within(&mut self, buf: &mut [u8], _left: Duration) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+/// Reads a response head from `reader` as a probe does from its socket and
+/// returns the final status; pure apart from `reader`, for the fuzz target
+/// (a reader that returns short reads exercises every buffer boundary).
+pub fn read_final_status(reader: impl Read) -> Result<u16, String> {
+    let clock = Deadline::start(TIMEOUT_CAP);
+    let mut response = Response {
+        stream: Untimed(reader),
+        buf: [0; LINE_MAX],
+        start: 0,
+        end: 0,
+        total: 0,
+        clock: &clock,
+    };
+    response.final_status()
+}
+
 /// The response head, read through one fixed buffer: at most `LINE_MAX` bytes
 /// are held and at most `HEAD_MAX` read, whatever the server sends.
-struct Response<'a> {
-    stream: TcpStream,
+struct Response<'a, S> {
+    stream: S,
     buf: [u8; LINE_MAX],
     /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
@@ -202,7 +241,7 @@ struct Response<'a> {
     clock: &'a Deadline,
 }
 
-impl Response<'_> {
+impl<S: HeadSource> Response<'_, S> {
     /// Reads status lines, skipping 1xx interim responses (except 101), and
     /// returns the final status code. Headers are not needed otherwise.
     fn final_status(&mut self) -> Result<u16, String> {
@@ -254,11 +293,8 @@ impl Response<'_> {
             let Some(left) = self.clock.remaining() else {
                 return Err(self.clock.expired(&format!("waiting for the {what}")));
             };
-            self.stream
-                .set_read_timeout(Some(left))
-                .map_err(|e| describe_io(&e))?;
             let room = self.buf.get_mut(self.end..).unwrap_or_default();
-            match self.stream.read(room) {
+            match self.stream.read_within(room, left) {
                 Ok(0) if self.total == 0 => {
                     return Err("connection closed before a status line".to_string());
                 }

@@ -751,6 +751,14 @@ impl Parser<'_> {
             }
         }
     }
+    /// The four hex digits at `at`, as a number.
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let hex = self.s.get(at..at + 4)?;
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    }
     /// Returns the span inside the quotes.
     fn string(&mut self) -> Option<(usize, usize)> {
         self.eat(b'"')?;
@@ -767,11 +775,25 @@ impl Parser<'_> {
                     match self.peek()? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
                         b'u' => {
-                            let hex = self.s.get(self.i + 1..self.i + 5)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            // A lone surrogate (`\ud800` not followed by a
+                            // `\udc00`…`\udfff`, or a low one alone) is no
+                            // character: serde_json and others refuse the
+                            // whole line, so such a line is sent as text.
+                            let u = self.hex4(self.i + 1)?;
+                            self.i += 5;
+                            if (0xDC00..0xE000).contains(&u) {
                                 return None;
                             }
-                            self.i += 5;
+                            if (0xD800..0xDC00).contains(&u) {
+                                if self.s.get(self.i..self.i + 2) != Some(b"\\u") {
+                                    return None;
+                                }
+                                let low = self.hex4(self.i + 2)?;
+                                if !(0xDC00..0xE000).contains(&low) {
+                                    return None;
+                                }
+                                self.i += 6;
+                            }
                         }
                         _ => return None,
                     }
@@ -925,6 +947,27 @@ mod tests {
         );
         assert_eq!(v["region"], "eu");
         assert_eq!(one(&e, b"{}")["service"], "api");
+    }
+
+    /// Found by fuzz/fuzz_targets/log_lines.rs: an app object with a lone
+    /// surrogate escape was passed through, and serde_json (like other
+    /// strict readers) refuses the whole line. Sent as text instead.
+    #[test]
+    fn issue8_lone_surrogate_escapes_make_an_object_line_text() {
+        for l in [
+            &br#"{"a":"\udddd"}"#[..],
+            br#"{"a":"\ud800"}"#,
+            br#"{"a":"\ud800x"}"#,
+            br#"{"a":"\ud800\u0041"}"#,
+            br#"{"\udc00":1}"#,
+        ] {
+            let v = one(&enc(), l);
+            assert_eq!(v["msg"], String::from_utf8_lossy(l).as_ref());
+        }
+        // A proper pair (U+1F600) stays an object.
+        let v = one(&enc(), br#"{"a":"\ud83d\ude00","b":"\u00e9"}"#);
+        assert_eq!(v["a"], "\u{1F600}");
+        assert_eq!(v["b"], "é");
     }
 
     #[test]
