@@ -129,6 +129,17 @@ pub struct Running {
     started: Instant,
 }
 
+/// A test that fails halfway must not leave its berth running: kill it
+/// (as PID 1 that is `unshare --kill-child`, so the namespace goes too).
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Done {
     pub code: i32,
