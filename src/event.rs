@@ -255,7 +255,13 @@ impl Supervisor {
             events: Events::new(cfg.log.mode, encoder),
             out,
             pipes,
-            read_buf: vec![0u8; READ_CHUNK],
+            // Plain mode reads no pipe: no buffer (64 KiB of RSS a zeroed
+            // allocation would touch).
+            read_buf: if json {
+                vec![0u8; READ_CHUNK]
+            } else {
+                Vec::new()
+            },
             out_polled: false,
             shutdown: Shutdown::new(cfg.drain, cfg.grace),
             app_end: None,
