@@ -1001,18 +1001,17 @@ fn memory_limit_in_start_event_and_warning_without() {
     assert_eq!(start["cpu_limit"].as_f64(), Some(1.5), "{start}");
     assert!(!lines
         .iter()
-        .any(|v| v["event"] == "warn" && v["message"].as_str().unwrap_or("").contains("memory")));
+        .any(|v| v["event"] == "warn" && v["msg"].as_str().unwrap_or("").contains("memory")));
 
     let lines = all_json(&follow_logs(&unlimited).finish().0);
     let start = event(&lines, "start");
     assert!(start["memory_limit_bytes"].is_null(), "{start}");
     assert!(start["cpu_limit"].is_null(), "{start}");
     assert!(
-        lines.iter().any(|v| v["event"] == "warn"
-            && v["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("no memory limit")),
+        lines
+            .iter()
+            .any(|v| v["event"] == "warn"
+                && v["msg"].as_str().unwrap_or("").contains("no memory limit")),
         "{lines:#?}"
     );
 }

@@ -37,6 +37,9 @@ fn every_line_becomes_one_json_object() {
     assert_eq!(start["env"], "prod");
     assert!(start["app_pid"].as_u64().unwrap() > 1);
     assert!(start.get("memory_limit_bytes").is_some());
+    // berth's own text uses the same key as the app's lines.
+    let warn = d.event("warn");
+    assert!(warn["msg"].as_str().unwrap().contains("root"), "{warn}");
 }
 
 #[test]

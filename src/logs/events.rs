@@ -116,7 +116,7 @@ impl Events {
             LogMode::Json => self
                 .enc
                 .event(&mut out.buf, &Timestamp::now(), "warn", "warn")
-                .str("message", message)
+                .str(self.enc.msg_key(), message)
                 .finish(),
         }
     }

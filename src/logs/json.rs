@@ -333,6 +333,12 @@ impl Encoder {
         self.max_line_bytes
     }
 
+    /// The key of a line's text (`msg`, or `message` for gcp and ecs),
+    /// also used by berth's own `warn` events.
+    pub fn msg_key(&self) -> &'static str {
+        self.keys.msg()
+    }
+
     /// The most escaped message bytes one unsplit text line of `stream`
     /// can carry under `--log-max-line`.
     pub fn text_room(&self, stream: &str) -> usize {
