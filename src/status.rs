@@ -34,6 +34,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A running app, healthy and ready: the tests' starting point.
+    #[cfg(test)]
+    pub fn example() -> Snapshot {
+        Snapshot {
+            pid: 1,
+            app_pid: 7,
+            app_uid: 1000,
+            uptime_s: 12.5,
+            health: "healthy",
+            passed_once: true,
+            draining: false,
+            running: true,
+        }
+    }
+
     pub fn ready(&self) -> bool {
         self.running && !self.draining && self.health != "unhealthy" && self.health != "starting"
     }
@@ -227,16 +242,7 @@ mod tests {
     use super::*;
 
     fn snap() -> Snapshot {
-        Snapshot {
-            pid: 1,
-            app_pid: 7,
-            app_uid: 1000,
-            uptime_s: 12.5,
-            health: "healthy",
-            passed_once: true,
-            draining: false,
-            running: true,
-        }
+        Snapshot::example()
     }
 
     /// Out of fds, the reserve fd lets berth take and answer the client.

@@ -179,16 +179,7 @@ mod tests {
     use super::*;
 
     fn snap() -> Snapshot {
-        Snapshot {
-            pid: 1,
-            app_pid: 7,
-            app_uid: 1000,
-            uptime_s: 1.0,
-            health: "healthy",
-            passed_once: true,
-            draining: false,
-            running: true,
-        }
+        Snapshot::example()
     }
 
     fn code(head: &str, s: &Snapshot) -> u16 {

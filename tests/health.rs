@@ -5,7 +5,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{berth_bin, example, free_port, http_get, Berth, Running};
+use crate::util::{
+    berth_bin, descendant_named, example, first_line, free_port, http_get, in_pid_namespace,
+    sh_in_pid_namespace, Berth, Running,
+};
 
 fn probe(args: &[&str]) -> (i32, String, Duration) {
     let t = Instant::now();
@@ -31,12 +34,7 @@ impl Httpd {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(c.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let line = first_line(c.stdout.take().unwrap());
         assert!(line.starts_with("listening"), "{line}");
         Httpd(c, port)
     }
@@ -296,8 +294,7 @@ fn status_refuses_other_users_and_answers_the_apps_uid() {
 
 #[test]
 fn status_without_a_berth_is_2() {
-    let out = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+    let out = in_pid_namespace()
         .arg(berth_bin())
         .arg("status")
         .output()
@@ -424,34 +421,14 @@ fn two_berths_sharing_a_network_namespace_answer_for_themselves() {
 #[test]
 fn status_finds_berth_when_it_is_not_pid1() {
     let bin = berth_bin().display().to_string();
-    let mut outer = Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            "sh",
-            "-c",
-        ])
-        .arg("\"$0\" --log-format=plain -- \"$1\" & wait")
+    let mut outer = sh_in_pid_namespace("\"$0\" --log-format=plain -- \"$1\" & wait")
         .arg(&bin)
         .arg(example("sigprint"))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
-    let berth = crate::util::descendants_of(outer.id() as i32)
-        .into_iter()
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "berth")
-        })
-        .expect("berth under the namespace's sh");
+    assert_eq!(first_line(outer.stdout.as_mut().unwrap()).trim(), "ready");
+    let berth = descendant_named(outer.id() as i32, "berth");
     let out = Command::new("nsenter")
         .args(["-t", &berth.to_string(), "-p", "-m", "--"])
         .args([&bin, "status"])

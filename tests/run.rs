@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::util::{example, Berth};
+use crate::util::{descendant_named, example, in_pid_namespace, sh_in_pid_namespace, Berth};
 
 /// Runs introspect under berth and returns what it saw.
 fn introspect(b: Berth) -> Value {
@@ -56,20 +56,11 @@ fn inherited_fds_are_closed_but_preserved_ones_pass() {
         ("--preserve-fds=1", "[0,1,2,3]"),
         ("--preserve-fds=2", "[0,1,2,3,4]"),
     ] {
-        let out = std::process::Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "sh",
-                "-c",
-            ])
-            .arg(format!(
-                "exec 3</dev/null 4</dev/null; exec {bin} --log-format=plain {extra} -- {app}"
-            ))
-            .output()
-            .unwrap();
+        let out = sh_in_pid_namespace(&format!(
+            "exec 3</dev/null 4</dev/null; exec {bin} --log-format=plain {extra} -- {app}"
+        ))
+        .output()
+        .unwrap();
         let v: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
         assert_eq!(v["fds"].to_string(), want, "{extra}");
@@ -80,20 +71,11 @@ fn inherited_fds_are_closed_but_preserved_ones_pass() {
 fn socket_activation_fds_pass_and_listen_pid_is_rewritten() {
     let bin = crate::util::berth_bin().display().to_string();
     let app = example("introspect").display().to_string();
-    let out = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            "sh",
-            "-c",
-        ])
-        .arg(format!(
-            "exec 3</dev/null 4</dev/null; LISTEN_FDS=1 exec {bin} --log-format=plain -- {app}"
-        ))
-        .output()
-        .unwrap();
+    let out = sh_in_pid_namespace(&format!(
+        "exec 3</dev/null 4</dev/null; LISTEN_FDS=1 exec {bin} --log-format=plain -- {app}"
+    ))
+    .output()
+    .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["fds"].to_string(), "[0,1,2,3]");
     let pid = v["pid"].as_i64().unwrap();
@@ -106,9 +88,7 @@ fn socket_activation_fds_pass_and_listen_pid_is_rewritten() {
     assert!(env.contains(&format!("LISTEN_PID={pid}")), "{env:?}");
     assert!(env.contains(&"LISTEN_FDS=1".to_string()));
     // LISTEN_PID naming another process: nothing passes, variables removed.
-    let out = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c"])
-        .arg(format!("exec 3</dev/null; LISTEN_FDS=1 LISTEN_PID=4242 LISTEN_FDNAMES=x exec {bin} --log-format=plain -- {app}"))
+    let out = sh_in_pid_namespace(&format!("exec 3</dev/null; LISTEN_FDS=1 LISTEN_PID=4242 LISTEN_FDNAMES=x exec {bin} --log-format=plain -- {app}"))
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -208,9 +188,8 @@ fn socket_activation_hands_a_listening_socket_to_the_app() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let fd = listener.as_raw_fd();
-    let mut c = std::process::Command::new("unshare");
-    c.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(crate::util::berth_bin())
+    let mut c = in_pid_namespace();
+    c.arg(crate::util::berth_bin())
         .args(["--log-format=plain", "--", "sleep", "30"])
         .env("LISTEN_FDS", "1")
         .env_remove("LISTEN_PID");
@@ -227,23 +206,7 @@ fn socket_activation_hands_a_listening_socket_to_the_app() {
     }
     let mut child = c.spawn().unwrap();
     let want = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let app = loop {
-        let sleep = crate::util::descendants_of(child.id() as i32)
-            .into_iter()
-            .find(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .is_ok_and(|c| c.trim() == "sleep")
-            });
-        if let Some(p) = sleep {
-            break p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    let app = descendant_named(child.id() as i32, "sleep");
     assert_eq!(
         std::fs::read_link(format!("/proc/{app}/fd/3")).unwrap(),
         want,

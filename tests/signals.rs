@@ -217,14 +217,8 @@ fn ctrl_c_on_a_terminal_reaches_the_app_as_in_a_shell() {
     // setsid --ctty: a new session whose controlling terminal is the pty,
     // as the engine sets up for `-it`.
     let mut child = std::process::Command::new("setsid")
-        .args([
-            "--ctty",
-            "unshare",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-        ])
+        .args(["--ctty", "unshare"])
+        .args(crate::util::PID_NAMESPACE)
         .arg(crate::util::berth_bin())
         .args(["--log-format=json", "--grace=2s", "--"])
         .arg(crate::util::example("sigprint"))

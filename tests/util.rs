@@ -265,15 +265,6 @@ impl Berth {
 
     pub fn command(&self) -> Command {
         let mut c = if self.pid1 && !(self.binds.is_empty() && self.setup.is_empty()) {
-            let mut c = Command::new("unshare");
-            c.args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "sh",
-                "-c",
-            ]);
             let mut script = String::new();
             for (i, (_, dst)) in self.binds.iter().enumerate() {
                 script.push_str(&format!("mount --bind \"$B{i}\" '{dst}' || exit 99; "));
@@ -282,14 +273,14 @@ impl Berth {
                 script.push_str(&format!("{snippet} || exit 98; "));
             }
             script.push_str("exec \"$@\"");
-            c.arg(script).arg("sh").arg(berth_bin());
+            let mut c = sh_in_pid_namespace(&script);
+            c.arg("sh").arg(berth_bin());
             for (i, (src, _)) in self.binds.iter().enumerate() {
                 c.env(format!("B{i}"), src);
             }
             c
         } else if self.pid1 {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+            let mut c = in_pid_namespace();
             c.arg(berth_bin());
             c
         } else {
@@ -445,6 +436,48 @@ pub fn http_get(port: u16, path: &str) -> u16 {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
+}
+
+/// The flags of a fresh PID namespace whose PID 1 is the program that
+/// follows, killed with it (`unshare` is the test's child).
+pub const PID_NAMESPACE: [&str; 4] = ["--pid", "--fork", "--mount-proc", "--kill-child"];
+
+/// `unshare` with [`PID_NAMESPACE`]: append the program and its arguments.
+pub fn in_pid_namespace() -> Command {
+    let mut c = Command::new("unshare");
+    c.args(PID_NAMESPACE);
+    c
+}
+
+/// `unshare` with [`PID_NAMESPACE`] running `sh -c script`; more arguments
+/// become `$0`, `$1`, …
+pub fn sh_in_pid_namespace(script: &str) -> Command {
+    let mut c = in_pid_namespace();
+    c.args(["sh", "-c", script]);
+    c
+}
+
+/// The first line a reader gives (a child's "ready" or "listening" line).
+pub fn first_line(r: impl std::io::Read) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(r), &mut line).unwrap();
+    line
+}
+
+/// The first descendant of `pid` whose command name (comm) is `name`,
+/// waiting up to [`LONG`] for it to appear (after its exec).
+pub fn descendant_named(pid: i32, name: &str) -> i32 {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let found = descendants_of(pid).into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == name)
+        });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no process {name} under {pid}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Children of `pid` per /proc (any thread's children file).
