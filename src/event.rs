@@ -67,6 +67,9 @@ pub struct Supervisor {
     shutdown: Shutdown,
     app_end: Option<AppEnd>,
     no_children: bool,
+    /// Senders of the SIGCHLDs just read: reaped by pid before any scan.
+    sigchld_from: Vec<i32>,
+    scans: reap::ScanPacer,
     oom_before: Option<u64>,
     monitor: Option<Monitor>,
     status: Option<StatusServer>,
@@ -266,6 +269,8 @@ impl Supervisor {
             shutdown: Shutdown::new(cfg.drain, cfg.grace),
             app_end: None,
             no_children: false,
+            sigchld_from: Vec::with_capacity(16),
+            scans: reap::ScanPacer::default(),
             oom_before,
             monitor: cfg.health.clone().map(|h| Monitor::new(h, started)),
             status,
@@ -381,6 +386,7 @@ impl Supervisor {
         let held = self.pipes.iter().filter_map(|p| p.lines.hold_deadline());
         [
             self.shutdown.deadline(),
+            self.scans.deadline(),
             self.monitor.as_ref().and_then(|m| m.deadline()),
             self.http.as_ref().and_then(|h| h.deadline()),
         ]
@@ -394,7 +400,10 @@ impl Supervisor {
     fn on_signal(&mut self, sig: i32, sender: u32) -> bool {
         let now = Instant::now();
         match classify(sig, sender, self.own_pid.as_raw() as u32) {
-            Class::Reap => return true,
+            Class::Reap => {
+                self.sigchld_from.push(sender as i32);
+                return true;
+            }
             Class::OwnPipe => {}
             Class::Terminate => {
                 let acts = self.shutdown.on(Input::Terminate, now);
@@ -469,13 +478,21 @@ impl Supervisor {
         let mut app_end = None;
         let mut probe_results = Vec::new();
         let probe_pid = self.monitor.as_ref().and_then(|m| m.probe_pid());
-        self.no_children = reap::reap_all(|r| {
+        let mut on_child = |r: reap::Reaped| {
             if r.pid == app {
                 app_end = Some(r.end);
             } else if Some(r.pid) == probe_pid {
                 probe_results.push(r.end);
             }
-        });
+        };
+        for pid in self.sigchld_from.drain(..) {
+            reap::reap_pid(pid, &mut on_child);
+        }
+        let start = Instant::now();
+        if self.scans.want(start) {
+            self.no_children = reap::reap_all(&mut on_child);
+            self.scans.ran(start, Instant::now());
+        }
         for end in probe_results {
             self.on_probe_end(end);
         }
@@ -491,6 +508,9 @@ impl Supervisor {
 
     fn on_deadlines(&mut self) {
         let now = Instant::now();
+        if self.scans.deadline().is_some_and(|d| now >= d) {
+            self.reap();
+        }
         for p in &mut self.pipes {
             p.lines
                 .flush_due(now, self.events.encoder(), &mut self.out.buf);

@@ -3,6 +3,8 @@
 //! (the whole PID namespace as PID 1; its descendants as a subreaper).
 //! Which exit code follows is error.rs's business.
 
+use std::time::{Duration, Instant};
+
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -38,6 +40,79 @@ pub fn reap_all(mut on_child: impl FnMut(Reaped)) -> bool {
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return true,
             Err(_) => return false,
+        }
+    }
+}
+
+/// Reaps `pid` alone if it has terminated. A wait for one pid costs the
+/// kernel O(1); `waitpid(-1)` walks every child berth has, live or not.
+/// A pid that is not (or no longer) berth's child is ignored.
+pub fn reap_pid(pid: i32, mut on_child: impl FnMut(Reaped)) {
+    if pid <= 0 {
+        return;
+    }
+    loop {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                return on_child(Reaped {
+                    pid,
+                    end: AppEnd::Exited(code),
+                })
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                return on_child(Reaped {
+                    pid,
+                    end: AppEnd::Signaled(sig as i32),
+                })
+            }
+            Err(Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// A scan this slow means thousands of live children: it gets paced.
+const SLOW_SCAN: Duration = Duration::from_micros(100);
+/// The longest a paced scan waits, so a zombie whose SIGCHLD was merged
+/// into another's still goes within about a millisecond.
+const MAX_SCAN_DELAY: Duration = Duration::from_micros(500);
+
+/// Paces the full scans (`reap_all`). SIGCHLD is not queued: children that
+/// die while one is pending send nothing more, so only a walk of the whole
+/// children list finds them. That walk holds the kernel's tasklist lock and
+/// costs ~50 ns per *live* child; with 10,000 orphans dying at once, one
+/// walk per SIGCHLD took a whole CPU and slowed the very exits it waited
+/// for (zombie lag up to 80 ms, docs/benchmarks.md). So after a slow walk
+/// the next one waits as long as that walk took (scans use at most half of
+/// berth's time), while the children whose SIGCHLD berth did read are
+/// reaped by pid at once (`reap_pid`). With a few children a walk takes a
+/// microsecond or two and is never delayed.
+#[derive(Debug, Default)]
+pub struct ScanPacer {
+    not_before: Option<Instant>,
+    wanted: bool,
+}
+
+impl ScanPacer {
+    /// A scan is wanted; true when it may run now.
+    pub fn want(&mut self, now: Instant) -> bool {
+        self.wanted = true;
+        self.not_before.is_none_or(|t| now >= t)
+    }
+
+    /// Records a scan that ran from `start` to `end`.
+    pub fn ran(&mut self, start: Instant, end: Instant) {
+        self.wanted = false;
+        let took = end.saturating_duration_since(start);
+        self.not_before = (took >= SLOW_SCAN).then(|| end + took.min(MAX_SCAN_DELAY));
+    }
+
+    /// When a delayed scan is due; None when none waits.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.wanted {
+            self.not_before
+        } else {
+            None
         }
     }
 }
@@ -131,6 +206,64 @@ pub fn ppid_from_stat(stat: &[u8]) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_scans_are_never_delayed_and_slow_ones_wait_their_own_length() {
+        let t0 = Instant::now();
+        let mut p = ScanPacer::default();
+        assert!(p.want(t0));
+        p.ran(t0, t0 + Duration::from_micros(2));
+        assert!(p.want(t0 + Duration::from_micros(3)));
+        assert_eq!(p.deadline(), None);
+
+        p.ran(t0, t0 + Duration::from_micros(300));
+        assert_eq!(p.deadline(), None, "nothing is wanted yet");
+        assert!(!p.want(t0 + Duration::from_micros(400)));
+        assert_eq!(p.deadline(), Some(t0 + Duration::from_micros(600)));
+        assert!(p.want(t0 + Duration::from_micros(600)));
+
+        // A scan that was preempted for 50 ms delays the next by 0.5 ms only.
+        p.ran(t0, t0 + Duration::from_millis(50));
+        assert!(!p.want(t0 + Duration::from_millis(50)));
+        assert_eq!(
+            p.deadline(),
+            Some(t0 + Duration::from_millis(50) + MAX_SCAN_DELAY)
+        );
+    }
+
+    #[test]
+    fn reap_pid_reaps_that_child_only() {
+        let mut a = std::process::Command::new("true").spawn().unwrap();
+        let mut b = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let (pa, pb) = (a.id() as i32, b.id() as i32);
+        // Until `true` is a zombie, nothing is reaped.
+        let mut got = Vec::new();
+        for _ in 0..500 {
+            reap_pid(pa, |r| got.push(r));
+            if !got.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(
+            got,
+            [Reaped {
+                pid: Pid::from_raw(pa),
+                end: AppEnd::Exited(0)
+            }]
+        );
+        got.clear();
+        reap_pid(pb, |r| got.push(r));
+        reap_pid(1, |r| got.push(r)); // not a child
+        reap_pid(-1, |r| got.push(r)); // never a wildcard
+        assert!(got.is_empty(), "{got:?}");
+        b.kill().unwrap();
+        b.wait().unwrap();
+        let _ = a.try_wait();
+    }
 
     #[test]
     fn ppid_parsed_past_a_hostile_comm() {
