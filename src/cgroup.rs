@@ -16,19 +16,43 @@ pub struct Limits {
 /// v1 reports "unlimited" as a huge page-rounded number.
 const V1_UNLIMITED: u64 = 1 << 62;
 
-pub fn read_limits() -> Limits {
-    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    read_limits_at(Path::new(ROOT), &proc_cgroup)
+/// What berth learns of its cgroup once, before the app starts:
+/// /proc/self/cgroup is read once and the OOM counter file found once, so
+/// the exit event costs one small read (start-up time is a figure).
+#[derive(Debug)]
+pub struct Cgroup {
+    pub limits: Limits,
+    oom_counter: Option<PathBuf>,
+    /// The OOM-kill count before the app started.
+    pub oom_before: Option<u64>,
 }
 
-pub fn oom_kill_count() -> Option<u64> {
-    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    oom_kill_count_at(Path::new(ROOT), &proc_cgroup)
+impl Cgroup {
+    pub fn discover() -> Cgroup {
+        let proc_cgroup = read_small(Path::new("/proc/self/cgroup")).unwrap_or_default();
+        let root = Path::new(ROOT);
+        let (oom_counter, oom_before) = match oom_counter_at(root, &proc_cgroup) {
+            Some((path, count)) => (Some(path), count),
+            None => (None, None),
+        };
+        Cgroup {
+            limits: read_limits_at(root, &proc_cgroup),
+            oom_counter,
+            oom_before,
+        }
+    }
+
+    /// True when the cgroup's OOM-kill count went up since `discover`.
+    pub fn oom_killed_since_start(&self) -> bool {
+        let now = self
+            .oom_counter
+            .as_deref()
+            .and_then(read_small)
+            .and_then(|s| parse_oom_kill(&s));
+        matches!((self.oom_before, now), (Some(a), Some(b)) if b > a)
+    }
 }
 
-/// The directories to look in for one controller: berth's own cgroup path
-/// under the root, then the root itself (inside a container's cgroup
-/// namespace the path is usually `/`).
 fn candidates(root: &Path, proc_cgroup: &str, v1_controller: Option<&str>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for line in proc_cgroup.lines() {
@@ -53,11 +77,38 @@ fn candidates(root: &Path, proc_cgroup: &str, v1_controller: Option<&str>) -> Ve
             out.push(root.join(c));
         }
     }
+    // "0::/" names the root itself: look there once.
+    let mut seen = Vec::with_capacity(out.len());
+    out.retain(|p| {
+        let new = !seen.contains(p);
+        if new {
+            seen.push(p.clone());
+        }
+        new
+    });
     out
 }
 
 fn read(p: PathBuf) -> Option<String> {
-    std::fs::read_to_string(p).ok()
+    read_small(&p)
+}
+
+/// Reads a small proc/sysfs file (they report size 0, so `read_to_string`
+/// would start with 32-byte reads): one 4 KiB read and the one that says EOF.
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(buf[..len].to_vec()).ok()
 }
 
 pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
@@ -92,19 +143,27 @@ pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
     }
 }
 
-pub fn oom_kill_count_at(root: &Path, proc_cgroup: &str) -> Option<u64> {
-    for dir in candidates(root, proc_cgroup, None) {
-        if let Some(s) = read(dir.join("memory.events")) {
-            return parse_oom_kill(&s);
-        }
-    }
-    candidates(root, proc_cgroup, Some("memory"))
+/// The first readable OOM counter file (v2 memory.events, else v1
+/// memory.oom_control) and its count now.
+fn oom_counter_at(root: &Path, proc_cgroup: &str) -> Option<(PathBuf, Option<u64>)> {
+    let v2 = candidates(root, proc_cgroup, None)
         .into_iter()
-        .find_map(|d| read(d.join("memory.oom_control")))
-        .and_then(|s| parse_oom_kill(&s))
+        .map(|d| d.join("memory.events"));
+    let v1 = candidates(root, proc_cgroup, Some("memory"))
+        .into_iter()
+        .map(|d| d.join("memory.oom_control"));
+    v2.chain(v1).find_map(|path| {
+        let text = read_small(&path)?;
+        let count = parse_oom_kill(&text);
+        Some((path, count))
+    })
 }
 
-/// `memory.max` / `memory.limit_in_bytes`: `max`, `-1` or ≥ 2^62 mean none.
+#[cfg(test)]
+fn oom_kill_count_at(root: &Path, proc_cgroup: &str) -> Option<u64> {
+    oom_counter_at(root, proc_cgroup)?.1
+}
+
 pub fn parse_memory_max(s: &str) -> Option<u64> {
     let n: u64 = s.trim().parse().ok()?;
     (n < V1_UNLIMITED).then_some(n)

@@ -70,7 +70,7 @@ pub struct Supervisor {
     /// Senders of the SIGCHLDs just read: reaped by pid before any scan.
     sigchld_from: Vec<i32>,
     scans: reap::ScanPacer,
-    oom_before: Option<u64>,
+    cgroup: cgroup::Cgroup,
     monitor: Option<Monitor>,
     status: Option<StatusServer>,
     /// `--status-listen`, and which of its fds epoll watches now.
@@ -84,7 +84,12 @@ pub struct Supervisor {
 /// Runs COMMAND under berth and returns berth's exit code.
 pub fn run(cfg: Config, env: Vec<(OsString, OsString)>, mask: SigSet) -> u8 {
     match Supervisor::start(cfg, &env, mask) {
-        Ok(mut s) => s.run(),
+        Ok(mut s) => {
+            let code = s.run();
+            // Every byte is written and every fd is berth's own: leave
+            // without freeing buffers one munmap (and TLB flush) at a time.
+            std::process::exit(i32::from(code))
+        }
         Err(e) => {
             eprintln!("{e}");
             e.exit_code()
@@ -197,7 +202,9 @@ impl Supervisor {
                 write_ends.push(w);
             }
         }
-        let own_home = passwd_home_of(uid);
+        // Only a --user target's HOME replaces berth's own: without one,
+        // /etc/passwd is not read at all.
+        let own_home = cfg.identity.as_ref().and_then(|_| passwd_home_of(uid));
         let mut req = spawn::request(
             &cfg,
             env,
@@ -213,16 +220,6 @@ impl Supervisor {
         // CAP_SETGID even to set the groups berth already has.
         if !switching {
             req.identity = None;
-        }
-
-        let status = StatusServer::bind(own_pid).ok();
-        if let Some(s) = &status {
-            epoll
-                .add(
-                    sys::borrow_fd(s.fd()),
-                    EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS),
-                )
-                .map_err(|e| setup_err("epoll_ctl", e))?;
         }
 
         // Bound before the app starts, so a taken port is berth's 125.
@@ -242,10 +239,21 @@ impl Supervisor {
             }
         };
 
-        let oom_before = cgroup::oom_kill_count();
         let started = Instant::now();
         let app = sys::spawn(&req).map_err(|f| spawn::failure_to_error(f, &cfg.command[0]))?;
         drop(write_ends);
+        // berth's own set-up that the app need not wait for, done while it
+        // runs (start-up time is a figure, docs/benchmarks.md). Failures
+        // here cost a feature, never the app: `berth status` is best effort.
+        let cgroup = cgroup::Cgroup::discover();
+        let status = StatusServer::bind(own_pid).ok().filter(|s| {
+            epoll
+                .add(
+                    sys::borrow_fd(s.fd()),
+                    EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS),
+                )
+                .is_ok()
+        });
 
         // From here on berth is the app's init: its own failures are warnings,
         // never an exit (a PID 1 that leaves takes the container with it).
@@ -271,7 +279,7 @@ impl Supervisor {
             no_children: false,
             sigchld_from: Vec::with_capacity(16),
             scans: reap::ScanPacer::default(),
-            oom_before,
+            cgroup,
             monitor: cfg.health.clone().map(|h| Monitor::new(h, started)),
             status,
             http,
@@ -299,7 +307,7 @@ impl Supervisor {
                 ));
             }
         }
-        let limits = cgroup::read_limits();
+        let limits = s.cgroup.limits.clone();
         s.events.start(
             &mut s.out,
             &StartInfo {
@@ -736,10 +744,7 @@ impl Supervisor {
             AppEnd::Signaled(s) => (Some(s), "signaled"),
             AppEnd::Exited(_) => (None, "exited"),
         };
-        let oom_kill = match (self.oom_before, cgroup::oom_kill_count()) {
-            (Some(a), Some(b)) => b > a,
-            _ => false,
-        };
+        let oom_kill = self.cgroup.oom_killed_since_start();
         self.events.exit(
             &mut self.out,
             &ExitInfo {

@@ -330,8 +330,8 @@ pub struct ChildFailure {
     pub errno: Errno,
 }
 
-/// fork → (child: the steps below → execve) → parent: wait for exec or for
-/// the child's error record on a close-on-exec pipe.
+/// clone → (child: the steps below → execve) → parent: the child's error
+/// record on a close-on-exec pipe, or nothing when the exec worked.
 ///
 /// Child order, and why:
 /// setpgid (own group, before anything can signal it as a group) →
@@ -372,33 +372,45 @@ pub fn spawn(req: &ExecRequest) -> Result<Pid, ChildFailure> {
         .chain(std::iter::once(std::ptr::null()))
         .collect();
 
-    // SAFETY: berth is single-threaded (no other thread can hold a lock the
-    // child would need); the child below only makes async-signal-safe calls
-    // and leaves through execve or _exit.
-    let pid = unsafe { libc::fork() };
+    // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: the child borrows
+    // berth's memory on its own stack and berth waits until it has exec'd or
+    // exited. A fork would copy berth's page tables only for the exec to
+    // throw them away, and berth's own writes meanwhile would copy pages: the
+    // difference is most of berth's start-up overhead (docs/benchmarks.md).
+    let args = ChildArgs {
+        req,
+        argv: &argv_ptrs,
+        envp: &envp_ptrs,
+        listen_pid: listen_pid_ptr,
+        err_fd: err_w.as_raw_fd(),
+    };
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    // SAFETY: the stack grows down from the top of a CHILD_STACK-byte buffer
+    // that outlives the child's use of it (CLONE_VFORK: clone returns only
+    // once the child has exec'd or exited); args likewise. berth is
+    // single-threaded, so no lock the child needs can be held; child_exec
+    // only makes async-signal-safe calls and writes to berth's memory only
+    // errno and the LISTEN_PID entry made for it.
+    let pid = unsafe {
+        let top = (stack.as_mut_ptr().add(CHILD_STACK) as usize) & !15;
+        libc::clone(
+            child_entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const ChildArgs as *mut libc::c_void,
+        )
+    };
+    drop(stack);
     if pid < 0 {
         return Err(ChildFailure {
             step: ChildStep::Exec,
             errno: Errno::last(),
         });
     }
-    if pid == 0 {
-        // SAFETY: we are the child of a fork; see child_exec's contract.
-        unsafe {
-            child_exec(
-                req,
-                &argv_ptrs,
-                &envp_ptrs,
-                listen_pid_ptr,
-                err_w.as_raw_fd(),
-            )
-        }
-    }
     drop(err_w);
     let child = Pid::from_raw(pid);
-    // Also set the group from the parent: whichever runs first wins and
-    // signals sent right after spawn() returns already find the group.
-    let _ = nix::unistd::setpgid(child, child);
+    // No setpgid from here: with CLONE_VFORK the child has made its group
+    // (or failed and said so) before clone returned.
     let mut rec = [0u8; 8];
     let mut got = 0;
     while got < rec.len() {
@@ -422,11 +434,36 @@ pub fn spawn(req: &ExecRequest) -> Result<Pid, ChildFailure> {
     Ok(child)
 }
 
-/// The child between fork and exec. Never returns.
+/// The child's stack: child_exec and the libc calls it makes need well
+/// under a page.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What `spawn` lends the child.
+struct ChildArgs<'a> {
+    req: &'a ExecRequest,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    listen_pid: Option<*mut u8>,
+    err_fd: RawFd,
+}
+
+/// The child's entry point from clone(2).
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: arg is the &ChildArgs spawn passed to clone, alive until this
+    // child execs or exits (CLONE_VFORK); child_exec's contract holds: we are
+    // the new child, before exec.
+    unsafe {
+        let a = &*(arg as *const ChildArgs);
+        child_exec(a.req, a.argv, a.envp, a.listen_pid, a.err_fd)
+    }
+}
+
+/// The child between clone and exec. Never returns.
 ///
 /// # Safety
-/// Must only be called in the child of fork(). Only async-signal-safe calls;
-/// no allocation, no locks, no panics.
+/// Must only be called in the new child of spawn's clone, which shares
+/// berth's memory: only async-signal-safe calls; no allocation, no locks,
+/// no panics, no writes to berth's memory but errno and `listen_pid`.
 unsafe fn child_exec(
     req: &ExecRequest,
     argv: &[*const libc::c_char],
