@@ -443,8 +443,12 @@ impl Supervisor {
                 let to = self.cfg.signal_map.map(sig);
                 // Forward first, then log: the app should not wait for
                 // berth's bookkeeping (signal latency, docs/benchmarks.md).
+                // The kernel often wakes the app on berth's own CPU, where
+                // it would wait until berth sleeps again: yield it the CPU
+                // first (returns at once when nothing else is runnable).
                 if let (Some(to), None) = (to, self.app_end) {
                     reap::signal_app(self.app, to, self.cfg.whole_group);
+                    sys::yield_cpu();
                 }
                 self.events.signal(&mut self.out, sig, to, "");
             }

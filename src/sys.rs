@@ -748,6 +748,12 @@ pub fn is_json_plain_ascii(bytes: &[u8]) -> bool {
         .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
 }
 
+/// sched_yield(2): lets a process just woken on this CPU run first.
+pub fn yield_cpu() {
+    // SAFETY: no arguments, no memory.
+    unsafe { libc::sched_yield() };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
