@@ -53,44 +53,52 @@ impl Cgroup {
     }
 }
 
-fn candidates(root: &Path, proc_cgroup: &str, v1_controller: Option<&str>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for line in proc_cgroup.lines() {
-        let mut f = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        let path = path.trim_start_matches('/');
+/// /proc/self/cgroup's `ID:CONTROLLERS:PATH` lines as (controllers, path
+/// without its slashes), parsed once per lookup.
+fn entries(proc_cgroup: &str) -> Vec<(&str, &str)> {
+    proc_cgroup
+        .lines()
+        .filter_map(|line| line.split_once(':')?.1.split_once(':'))
+        .map(|(ctrls, path)| (ctrls, path.trim_matches('/')))
+        .collect()
+}
+
+fn candidates(root: &str, entries: &[(&str, &str)], v1_controller: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(4);
+    // Plain strings, not PathBuf joins: this runs at every start.
+    let mut push = |p: String| {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    let under = |dir: &str, path: &str| {
+        if path.is_empty() {
+            dir.to_string()
+        } else {
+            format!("{dir}/{path}")
+        }
+    };
+    for &(ctrls, path) in entries {
         match v1_controller {
-            None if ctrls.is_empty() => out.push(root.join(path)),
+            None if ctrls.is_empty() => push(under(root, path)),
             Some(c) if ctrls.split(',').any(|x| x == c) => {
-                let dir = root.join(ctrls);
-                out.push(dir.join(path));
-                out.push(dir);
+                let dir = format!("{root}/{ctrls}");
+                push(under(&dir, path));
+                push(dir);
             }
             _ => {}
         }
     }
     match v1_controller {
-        None => out.push(root.to_path_buf()),
-        Some(c) => {
-            out.push(root.join(c));
-        }
+        None => push(root.to_string()),
+        Some(c) => push(format!("{root}/{c}")),
     }
-    // "0::/" names the root itself: look there once.
-    let mut seen = Vec::with_capacity(out.len());
-    out.retain(|p| {
-        let new = !seen.contains(p);
-        if new {
-            seen.push(p.clone());
-        }
-        new
-    });
     out
 }
 
-fn read(p: PathBuf) -> Option<String> {
-    read_small(&p)
+/// `dir/name`, if readable.
+fn read(dir: &str, name: &str) -> Option<String> {
+    read_small(Path::new(&format!("{dir}/{name}")))
 }
 
 /// Reads a small proc/sysfs file (they report size 0, so `read_to_string`
@@ -112,10 +120,12 @@ fn read_small(path: &Path) -> Option<String> {
 }
 
 pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
+    let root = &root.to_string_lossy();
+    let proc_cgroup = &entries(proc_cgroup);
     // v2: memory.max, cpu.max
     for dir in candidates(root, proc_cgroup, None) {
-        let mem = read(dir.join("memory.max"));
-        let cpu = read(dir.join("cpu.max"));
+        let mem = read(&dir, "memory.max");
+        let cpu = read(&dir, "cpu.max");
         if mem.is_some() || cpu.is_some() {
             return Limits {
                 memory_limit_bytes: mem.as_deref().and_then(parse_memory_max),
@@ -126,14 +136,14 @@ pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
     // v1
     let memory_limit_bytes = candidates(root, proc_cgroup, Some("memory"))
         .into_iter()
-        .find_map(|d| read(d.join("memory.limit_in_bytes")))
+        .find_map(|d| read(&d, "memory.limit_in_bytes"))
         .and_then(|s| parse_memory_max(&s));
     let cpu_limit = ["cpu", "cpu,cpuacct"].iter().find_map(|c| {
         candidates(root, proc_cgroup, Some(c))
             .into_iter()
             .find_map(|d| {
-                let quota: i64 = read(d.join("cpu.cfs_quota_us"))?.trim().parse().ok()?;
-                let period: u64 = read(d.join("cpu.cfs_period_us"))?.trim().parse().ok()?;
+                let quota: i64 = read(&d, "cpu.cfs_quota_us")?.trim().parse().ok()?;
+                let period: u64 = read(&d, "cpu.cfs_period_us")?.trim().parse().ok()?;
                 Some((quota > 0 && period > 0).then(|| quota as f64 / period as f64))
             })
     });
@@ -146,12 +156,14 @@ pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
 /// The first readable OOM counter file (v2 memory.events, else v1
 /// memory.oom_control) and its count now.
 fn oom_counter_at(root: &Path, proc_cgroup: &str) -> Option<(PathBuf, Option<u64>)> {
+    let root = &root.to_string_lossy();
+    let proc_cgroup = &entries(proc_cgroup);
     let v2 = candidates(root, proc_cgroup, None)
         .into_iter()
-        .map(|d| d.join("memory.events"));
+        .map(|d| PathBuf::from(format!("{d}/memory.events")));
     let v1 = candidates(root, proc_cgroup, Some("memory"))
         .into_iter()
-        .map(|d| d.join("memory.oom_control"));
+        .map(|d| PathBuf::from(format!("{d}/memory.oom_control")));
     v2.chain(v1).find_map(|path| {
         let text = read_small(&path)?;
         let count = parse_oom_kill(&text);

@@ -304,10 +304,9 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
     let from_env = berth_env(env)?;
     for &(long, _, _, kind, _) in RUN_OPTIONS {
         let given = m.values(long);
-        let var = env_name(long);
         let values: Vec<String> = if !given.is_empty() {
             given
-        } else if let Some((_, v)) = from_env.iter().find(|(k, _)| *k == var) {
+        } else if let Some((var, v)) = from_env.iter().find(|(k, _)| is_env_name_of(k, long)) {
             match kind {
                 Kind::Switch => {
                     let on = crate::parse::switch(v)
@@ -347,7 +346,7 @@ fn berth_env(env: &[(OsString, OsString)]) -> Result<Vec<(String, String)>, Erro
         if !k.starts_with("BERTH_") {
             continue;
         }
-        if !RUN_OPTIONS.iter().any(|o| env_name(o.0) == k) {
+        if !RUN_OPTIONS.iter().any(|o| is_env_name_of(k, o.0)) {
             return Err(Error::config(format!(
                 "unknown environment variable {k}: no run option is named so (see berth --help)"
             )));
@@ -363,6 +362,21 @@ fn berth_env(env: &[(OsString, OsString)]) -> Result<Vec<(String, String)>, Erro
 /// `grace` → `BERTH_GRACE`, `map-signal` → `BERTH_MAP_SIGNAL`.
 pub fn env_name(long: &str) -> String {
     format!("BERTH_{}", long.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// `var == env_name(long)`, without building the name: this runs for every
+/// option at every start.
+fn is_env_name_of(var: &str, long: &str) -> bool {
+    var.strip_prefix("BERTH_").is_some_and(|rest| {
+        rest.len() == long.len()
+            && rest.bytes().zip(long.bytes()).all(|(v, l)| {
+                v == if l == b'-' {
+                    b'_'
+                } else {
+                    l.to_ascii_uppercase()
+                }
+            })
+    })
 }
 
 fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
@@ -723,6 +737,17 @@ mod tests {
                 .exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn env_names_match_without_being_built() {
+        for o in RUN_OPTIONS {
+            assert!(is_env_name_of(&env_name(o.0), o.0), "{}", o.0);
+            assert!(!is_env_name_of(&env_name(o.0).to_lowercase(), o.0));
+            assert!(!is_env_name_of(&format!("{}_", env_name(o.0)), o.0));
+            assert!(!is_env_name_of(&env_name(o.0)[6..], o.0));
+        }
+        assert!(!is_env_name_of("BERTH_MAP-SIGNAL", "map-signal"));
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub fn app_env(
 }
 
 fn entry(k: &OsStr, v: &OsStr) -> Option<CString> {
-    let mut b = Vec::with_capacity(k.len() + v.len() + 1);
+    // + 2: the '=' and the NUL CString::new appends (no reallocation).
+    let mut b = Vec::with_capacity(k.len() + v.len() + 2);
     b.extend_from_slice(k.as_bytes());
     b.push(b'=');
     b.extend_from_slice(v.as_bytes());
