@@ -16,13 +16,13 @@ pub struct Limits {
 /// v1 reports "unlimited" as a huge page-rounded number.
 const V1_UNLIMITED: u64 = 1 << 62;
 
-/// What berth learns of its cgroup once, before the app starts:
-/// /proc/self/cgroup is read once and the OOM counter file found once, so
-/// the exit event costs one small read (start-up time is a figure).
+/// What berth learns of its cgroup once, as the app starts:
+/// /proc/self/cgroup is read once and the OOM counter file found and kept
+/// open, so the exit event costs one pread (start-up time is a figure).
 #[derive(Debug)]
 pub struct Cgroup {
     pub limits: Limits,
-    oom_counter: Option<PathBuf>,
+    oom_counter: Option<std::fs::File>,
     /// The OOM-kill count before the app started.
     pub oom_before: Option<u64>,
 }
@@ -32,7 +32,7 @@ impl Cgroup {
         let proc_cgroup = read_small(Path::new("/proc/self/cgroup")).unwrap_or_default();
         let root = Path::new(ROOT);
         let (oom_counter, oom_before) = match oom_counter_at(root, &proc_cgroup) {
-            Some((path, count)) => (Some(path), count),
+            Some((path, count)) => (std::fs::File::open(path).ok(), count),
             None => (None, None),
         };
         Cgroup {
@@ -46,8 +46,8 @@ impl Cgroup {
     pub fn oom_killed_since_start(&self) -> bool {
         let now = self
             .oom_counter
-            .as_deref()
-            .and_then(read_small)
+            .as_ref()
+            .and_then(pread_small)
             .and_then(|s| parse_oom_kill(&s));
         matches!((self.oom_before, now), (Some(a), Some(b)) if b > a)
     }
@@ -117,6 +117,15 @@ fn read_small(path: &Path) -> Option<String> {
         }
     }
     String::from_utf8(buf[..len].to_vec()).ok()
+}
+
+/// Reads an open cgroup file again from its start: one pread, as a cgroup
+/// file's whole text (a few lines) comes in one read.
+fn pread_small(file: &std::fs::File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 4096];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    String::from_utf8(buf[..n].to_vec()).ok()
 }
 
 pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
@@ -234,6 +243,10 @@ mod tests {
             }
         );
         assert_eq!(oom_kill_count_at(&root, "0::/app\n"), Some(3));
+        // The kept-open counter sees a later count.
+        let counter = std::fs::File::open(root.join("app/memory.events")).unwrap();
+        std::fs::write(root.join("app/memory.events"), "oom 4\noom_kill 4\n").unwrap();
+        assert_eq!(pread_small(&counter).as_deref().and_then(parse_oom_kill), Some(4));
         std::fs::write(root.join("memory.max"), "max\n").unwrap();
         assert_eq!(read_limits_at(&root, "0::/\n").memory_limit_bytes, None);
     }

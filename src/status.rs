@@ -67,12 +67,18 @@ impl Snapshot {
     }
 }
 
-/// The inode of this process's PID namespace.
+/// The inode of this process's PID namespace, from the link's text
+/// `pid:[4026531836]`: readlink only formats it, where stat would also look
+/// up the namespace's nsfs inode (the slowest system call of berth's start).
 pub fn pid_namespace_inode() -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid")
-        .map(|m| m.ino())
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|l| parse_ns_link(l.to_str()?))
         .unwrap_or(0)
+}
+
+fn parse_ns_link(link: &str) -> Option<u64> {
+    link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// The abstract socket name of the berth with `pid` in namespace `ns`.
@@ -247,6 +253,16 @@ mod tests {
 
     /// Out of fds, the reserve fd lets berth take and answer the client.
     /// Runs in a forked child: RLIMIT_NOFILE is process-wide.
+    #[test]
+    fn pid_namespace_inode_is_the_links_number_and_stats_inode() {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(parse_ns_link("pid:[4026531836]"), Some(4026531836));
+        assert_eq!(parse_ns_link("net:[4026531836]"), None);
+        assert_eq!(parse_ns_link("pid:[x]"), None);
+        let ino = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+        assert_eq!(pid_namespace_inode(), ino);
+    }
+
     #[test]
     fn issue8_out_of_fds_a_client_is_still_answered() {
         let child = crate::sys::fork_job(|| {
