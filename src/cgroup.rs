@@ -246,7 +246,10 @@ mod tests {
         // The kept-open counter sees a later count.
         let counter = std::fs::File::open(root.join("app/memory.events")).unwrap();
         std::fs::write(root.join("app/memory.events"), "oom 4\noom_kill 4\n").unwrap();
-        assert_eq!(pread_small(&counter).as_deref().and_then(parse_oom_kill), Some(4));
+        assert_eq!(
+            pread_small(&counter).as_deref().and_then(parse_oom_kill),
+            Some(4)
+        );
         std::fs::write(root.join("memory.max"), "max\n").unwrap();
         assert_eq!(read_limits_at(&root, "0::/\n").memory_limit_bytes, None);
     }
