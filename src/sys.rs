@@ -721,23 +721,27 @@ pub fn is_json_plain_ascii(bytes: &[u8]) -> bool {
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         // A signed compare: bytes >= 0x80 are negative, so "< 0x20" also
-        // catches everything that is not ASCII.
-        let bad = |v: __m128i| {
-            let m = _mm_or_si128(
-                _mm_cmplt_epi8(v, space),
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-            );
-            _mm_movemask_epi8(m) != 0
-        };
+        // catches everything that is not ASCII. A macro, not a closure: at
+        // opt-level "z" a closure stays a call per 16 bytes.
+        macro_rules! bad {
+            ($v:expr) => {{
+                let v: __m128i = $v;
+                let m = _mm_or_si128(
+                    _mm_cmplt_epi8(v, space),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                );
+                _mm_movemask_epi8(m) != 0
+            }};
+        }
         let p = bytes.as_ptr();
         let mut i = 0;
         while i + 16 <= n {
-            if bad(_mm_loadu_si128(p.add(i).cast::<__m128i>())) {
+            if bad!(_mm_loadu_si128(p.add(i).cast::<__m128i>())) {
                 return false;
             }
             i += 16;
         }
-        i == n || !bad(_mm_loadu_si128(p.add(n - 16).cast::<__m128i>()))
+        i == n || !bad!(_mm_loadu_si128(p.add(n - 16).cast::<__m128i>()))
     }
 }
 

@@ -148,6 +148,7 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
 
 /// 0 for `stdout`, 1 for `stderr` (the prebuilt heads), by byte pattern:
 /// a `&str` comparison is a `memcmp` call per line on the hot path.
+#[inline(always)]
 fn app_stream_index(stream: &str) -> Option<usize> {
     match stream.as_bytes() {
         [b's', b't', b'd', b'o', b'u', b't'] => Some(0),
@@ -411,9 +412,7 @@ impl Encoder {
             out.truncate(start);
             return false;
         }
-        out.push(b'"');
-        out.push(b'}');
-        out.push(b'\n');
+        crate::sys::append_short(out, b"\"}\n");
         true
     }
 
