@@ -2,7 +2,7 @@
 //! cgroup v2 (or v1) for berth's `start` and `exit` events. Never fails:
 //! anything unreadable is "no limit" / unknown.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -30,25 +30,18 @@ pub struct Cgroup {
 impl Cgroup {
     pub fn discover() -> Cgroup {
         let proc_cgroup = read_small(Path::new("/proc/self/cgroup")).unwrap_or_default();
-        let root = Path::new(ROOT);
-        let (oom_counter, oom_before) = match oom_counter_at(root, &proc_cgroup) {
-            Some((path, count)) => (std::fs::File::open(path).ok(), count),
-            None => (None, None),
-        };
+        let entries = entries(&proc_cgroup);
+        let oom_counter = oom_counter_in(ROOT, &entries);
         Cgroup {
-            limits: read_limits_at(root, &proc_cgroup),
+            limits: limits_in(ROOT, &entries),
+            oom_before: oom_counter.as_ref().and_then(oom_count),
             oom_counter,
-            oom_before,
         }
     }
 
     /// True when the cgroup's OOM-kill count went up since `discover`.
     pub fn oom_killed_since_start(&self) -> bool {
-        let now = self
-            .oom_counter
-            .as_ref()
-            .and_then(pread_small)
-            .and_then(|s| parse_oom_kill(&s));
+        let now = self.oom_counter.as_ref().and_then(oom_count);
         matches!((self.oom_before, now), (Some(a), Some(b)) if b > a)
     }
 }
@@ -128,9 +121,12 @@ fn pread_small(file: &std::fs::File) -> Option<String> {
     String::from_utf8(buf[..n].to_vec()).ok()
 }
 
-pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
-    let root = &root.to_string_lossy();
-    let proc_cgroup = &entries(proc_cgroup);
+#[cfg(test)]
+fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
+    limits_in(&root.to_string_lossy(), &entries(proc_cgroup))
+}
+
+fn limits_in(root: &str, proc_cgroup: &[(&str, &str)]) -> Limits {
     // v2: memory.max, cpu.max
     for dir in candidates(root, proc_cgroup, None) {
         let mem = read(&dir, "memory.max");
@@ -162,27 +158,29 @@ pub fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
     }
 }
 
-/// The first readable OOM counter file (v2 memory.events, else v1
-/// memory.oom_control) and its count now.
-fn oom_counter_at(root: &Path, proc_cgroup: &str) -> Option<(PathBuf, Option<u64>)> {
-    let root = &root.to_string_lossy();
-    let proc_cgroup = &entries(proc_cgroup);
+/// The first OOM counter file that opens (v2 memory.events, else v1
+/// memory.oom_control), kept open for `oom_count`.
+fn oom_counter_in(root: &str, proc_cgroup: &[(&str, &str)]) -> Option<std::fs::File> {
     let v2 = candidates(root, proc_cgroup, None)
         .into_iter()
-        .map(|d| PathBuf::from(format!("{d}/memory.events")));
+        .map(|d| format!("{d}/memory.events"));
     let v1 = candidates(root, proc_cgroup, Some("memory"))
         .into_iter()
-        .map(|d| PathBuf::from(format!("{d}/memory.oom_control")));
-    v2.chain(v1).find_map(|path| {
-        let text = read_small(&path)?;
-        let count = parse_oom_kill(&text);
-        Some((path, count))
-    })
+        .map(|d| format!("{d}/memory.oom_control"));
+    v2.chain(v1).find_map(|path| std::fs::File::open(path).ok())
+}
+
+/// The OOM-kill count an open counter file says now.
+fn oom_count(file: &std::fs::File) -> Option<u64> {
+    pread_small(file).and_then(|s| parse_oom_kill(&s))
 }
 
 #[cfg(test)]
 fn oom_kill_count_at(root: &Path, proc_cgroup: &str) -> Option<u64> {
-    oom_counter_at(root, proc_cgroup)?.1
+    oom_count(&oom_counter_in(
+        &root.to_string_lossy(),
+        &entries(proc_cgroup),
+    )?)
 }
 
 pub fn parse_memory_max(s: &str) -> Option<u64> {
@@ -207,6 +205,7 @@ pub fn parse_oom_kill(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("berth-cg-{}-{name}", std::process::id()));
@@ -246,10 +245,7 @@ mod tests {
         // The kept-open counter sees a later count.
         let counter = std::fs::File::open(root.join("app/memory.events")).unwrap();
         std::fs::write(root.join("app/memory.events"), "oom 4\noom_kill 4\n").unwrap();
-        assert_eq!(
-            pread_small(&counter).as_deref().and_then(parse_oom_kill),
-            Some(4)
-        );
+        assert_eq!(oom_count(&counter), Some(4));
         std::fs::write(root.join("memory.max"), "max\n").unwrap();
         assert_eq!(read_limits_at(&root, "0::/\n").memory_limit_bytes, None);
     }

@@ -19,24 +19,31 @@ pub struct Reaped {
     pub end: AppEnd,
 }
 
+/// The termination a wait reported, if it was one.
+fn terminated(status: WaitStatus) -> Option<Reaped> {
+    match status {
+        WaitStatus::Exited(pid, code) => Some(Reaped {
+            pid,
+            end: AppEnd::Exited(code),
+        }),
+        WaitStatus::Signaled(pid, sig, _) => Some(Reaped {
+            pid,
+            end: AppEnd::Signaled(sig as i32),
+        }),
+        // Stopped/continued are not reported without WUNTRACED.
+        _ => None,
+    }
+}
+
 /// Reaps every terminated child, calling `on_child` for each. Returns true
 /// when berth has no child left at all (ECHILD): nothing remains to wait for,
 /// since every orphan is re-parented to berth (PID 1 or subreaper).
 pub fn reap_all(mut on_child: impl FnMut(Reaped)) -> bool {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => on_child(Reaped {
-                pid,
-                end: AppEnd::Exited(code),
-            }),
-            Ok(WaitStatus::Signaled(pid, sig, _)) => on_child(Reaped {
-                pid,
-                end: AppEnd::Signaled(sig as i32),
-            }),
             Ok(WaitStatus::StillAlive) => return false,
-            // Stopped/continued are not reported without WUNTRACED; anything
-            // else is not a termination: keep going.
-            Ok(_) => continue,
+            // Anything that is not a termination: keep going.
+            Ok(status) => terminated(status).into_iter().for_each(&mut on_child),
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return true,
             Err(_) => return false,
@@ -47,26 +54,15 @@ pub fn reap_all(mut on_child: impl FnMut(Reaped)) -> bool {
 /// Reaps `pid` alone if it has terminated. A wait for one pid costs the
 /// kernel O(1); `waitpid(-1)` walks every child berth has, live or not.
 /// A pid that is not (or no longer) berth's child is ignored.
-pub fn reap_pid(pid: i32, mut on_child: impl FnMut(Reaped)) {
+pub fn reap_pid(pid: i32, on_child: impl FnMut(Reaped)) {
     if pid <= 0 {
         return;
     }
     loop {
         match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                return on_child(Reaped {
-                    pid,
-                    end: AppEnd::Exited(code),
-                })
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                return on_child(Reaped {
-                    pid,
-                    end: AppEnd::Signaled(sig as i32),
-                })
-            }
+            Ok(status) => return terminated(status).into_iter().for_each(on_child),
             Err(Errno::EINTR) => continue,
-            _ => return,
+            Err(_) => return,
         }
     }
 }

@@ -530,10 +530,7 @@ impl Reader {
                     }
                 }
                 Body::Length(n) => {
-                    let take = (*n).min(data.len() as u64);
-                    *n -= take;
-                    data = data.get(take as usize..).unwrap_or_default();
-                    if *n == 0 {
+                    if skip_body_bytes(n, &mut data) {
                         self.body = Body::Done;
                     }
                 }
@@ -551,10 +548,7 @@ impl Reader {
                     }
                 }
                 Body::ChunkData(n) => {
-                    let take = (*n).min(data.len() as u64);
-                    *n -= take;
-                    data = data.get(take as usize..).unwrap_or_default();
-                    if *n == 0 {
+                    if skip_body_bytes(n, &mut data) {
                         self.body = Body::ChunkEnd;
                     }
                 }
@@ -666,6 +660,15 @@ impl Reader {
 
 fn bad(why: &str) -> ReadError {
     (Failure::Other, format!("malformed response: {why}"))
+}
+
+/// Consumes up to `left` bytes of `data` (body bytes nobody reads);
+/// returns whether all of them have now come.
+fn skip_body_bytes(left: &mut u64, data: &mut &[u8]) -> bool {
+    let take = (*left).min(data.len() as u64);
+    *left -= take;
+    *data = data.get(take as usize..).unwrap_or_default();
+    *left == 0
 }
 
 /// Appends `data` up to and including the first `\n` to `line` (at most
