@@ -10,7 +10,7 @@
 //! `epoll_wait(-1)` is still one sleeping system call: zero wake-ups.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -29,7 +29,7 @@ use crate::reap;
 use crate::shutdown::{self, Action, Input, Shutdown, StopCause};
 use crate::signals::{classify, Class};
 use crate::status::{Snapshot, StatusServer};
-use crate::status_http::{HttpStatus, Interest};
+use crate::status_http::HttpStatus;
 use crate::{cgroup, privs, spawn, sys};
 
 const TOKEN_SIGNALS: u64 = 0;
@@ -38,7 +38,8 @@ const TOKEN_STDERR_PIPE: u64 = 2;
 const TOKEN_OUT: u64 = 3;
 const TOKEN_STATUS: u64 = 4;
 const TOKEN_HTTP_LISTENER: u64 = 5;
-const TOKEN_HTTP_CLIENT: u64 = 6;
+/// `--status-listen` clients: this plus the client's fd.
+const TOKEN_HTTP_CLIENTS: u64 = 1 << 32;
 
 /// One read serves many lines; 64 KiB is a pipe's default capacity.
 const READ_CHUNK: usize = 64 * 1024;
@@ -73,12 +74,13 @@ pub struct Supervisor {
     cgroup: cgroup::Cgroup,
     monitor: Option<Monitor>,
     status: Option<StatusServer>,
-    /// `--status-listen`, and which of its fds epoll watches now.
+    /// `--status-listen`: its listener and clients are all in epoll.
     http: Option<HttpStatus>,
-    http_watched: Interest,
-    /// The status socket is out of epoll: berth ran out of fds (see
-    /// `answer_status`); it goes back in after the next other event.
+    /// The status socket, or the `--status-listen` listener, is out of
+    /// epoll: berth ran out of fds (see `answer_status`); it goes back in
+    /// after the next event that is not a listener's.
     status_paused: bool,
+    http_paused: bool,
 }
 
 /// Runs COMMAND under berth and returns berth's exit code.
@@ -226,7 +228,7 @@ impl Supervisor {
         let http = match cfg.status_listen {
             None => None,
             Some(addr) => {
-                let h = HttpStatus::bind(addr).map_err(|e| {
+                let h = HttpStatus::bind(addr, TOKEN_HTTP_CLIENTS).map_err(|e| {
                     Error::config(format!("setup failed: --status-listen {addr}: {e}"))
                 })?;
                 epoll
@@ -283,8 +285,8 @@ impl Supervisor {
             monitor: cfg.health.clone().map(|h| Monitor::new(h, started)),
             status,
             http,
-            http_watched: Interest::Listener,
             status_paused: false,
+            http_paused: false,
             cfg,
         };
         let (app_uid, app_gid) = s
@@ -361,7 +363,7 @@ impl Supervisor {
             let mut reap_now = false;
             let mut other_event = false;
             for ev in &ready[..n] {
-                other_event |= ev.data() != TOKEN_STATUS;
+                other_event |= !matches!(ev.data(), TOKEN_STATUS | TOKEN_HTTP_LISTENER);
                 match ev.data() {
                     TOKEN_SIGNALS => {
                         sigs.clear();
@@ -373,12 +375,16 @@ impl Supervisor {
                     TOKEN_STDOUT_PIPE | TOKEN_STDERR_PIPE => self.read_pipe(ev.data()),
                     TOKEN_OUT => {} // flushed below
                     TOKEN_STATUS => self.answer_status(),
-                    TOKEN_HTTP_LISTENER | TOKEN_HTTP_CLIENT => self.serve_http(ev.data()),
+                    TOKEN_HTTP_LISTENER => self.accept_http(),
+                    t if t >= TOKEN_HTTP_CLIENTS => {
+                        let fd = RawFd::try_from(t - TOKEN_HTTP_CLIENTS).unwrap_or(-1);
+                        self.read_http(fd);
+                    }
                     _ => {}
                 }
             }
             if other_event {
-                self.resume_status();
+                self.resume_listeners();
             }
             if reap_now {
                 self.reap();
@@ -532,8 +538,7 @@ impl Supervisor {
             self.apply(acts);
         }
         if let Some(h) = self.http.as_mut() {
-            let want = h.on_time(now);
-            self.watch_http(want);
+            h.on_time(&self.epoll, now);
         }
         if self.app_end.is_none() && !self.shutdown.stopping() {
             if let Some(m) = self.monitor.as_mut() {
@@ -597,52 +602,41 @@ impl Supervisor {
         }
     }
 
-    fn resume_status(&mut self) {
+    fn resume_listeners(&mut self) {
         if let (true, Some(s)) = (self.status_paused, &self.status) {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS);
             if self.epoll.add(sys::borrow_fd(s.fd()), ev).is_ok() {
                 self.status_paused = false;
             }
         }
+        if let (true, Some(h)) = (self.http_paused, &self.http) {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_HTTP_LISTENER);
+            if self.epoll.add(sys::borrow_fd(h.listener_fd()), ev).is_ok() {
+                self.http_paused = false;
+            }
+        }
     }
 
-    /// `--status-listen`: take a client, or read (and answer) the one in progress.
-    fn serve_http(&mut self, token: u64) {
+    /// `--status-listen`: take the waiting connections (answering those
+    /// whose request is there); out of fds, pause as `answer_status` does.
+    fn accept_http(&mut self) {
         let snap = self.snapshot();
         let Some(h) = self.http.as_mut() else {
             return;
         };
-        let want = if token == TOKEN_HTTP_LISTENER {
-            h.accept(Instant::now())
-        } else {
-            h.on_readable(&snap)
-        };
-        self.watch_http(want);
+        if !h.accept(&self.epoll, &snap, Instant::now())
+            && self.epoll.delete(sys::borrow_fd(h.listener_fd())).is_ok()
+        {
+            self.http_paused = true;
+        }
     }
 
-    /// Points epoll at the listener or at the client in progress (one at a
-    /// time: the kernel's backlog holds the others meanwhile).
-    fn watch_http(&mut self, want: Interest) {
-        if want == self.http_watched {
-            return;
+    /// `--status-listen`: a client sent something.
+    fn read_http(&mut self, fd: RawFd) {
+        let snap = self.snapshot();
+        if let Some(h) = self.http.as_mut() {
+            h.on_readable(&self.epoll, fd, &snap);
         }
-        let Some(h) = self.http.as_ref() else {
-            return;
-        };
-        // A closed client fd has already left the epoll set: ignore errors.
-        let _ = match self.http_watched {
-            Interest::Listener => self.epoll.delete(sys::borrow_fd(h.listener_fd())),
-            Interest::Client(fd) => self.epoll.delete(sys::borrow_fd(fd)),
-        };
-        let (fd, token) = match want {
-            Interest::Listener => (h.listener_fd(), TOKEN_HTTP_LISTENER),
-            Interest::Client(fd) => (fd, TOKEN_HTTP_CLIENT),
-        };
-        let _ = self.epoll.add(
-            sys::borrow_fd(fd),
-            EpollEvent::new(EpollFlags::EPOLLIN, token),
-        );
-        self.http_watched = want;
     }
 
     /// Reads one chunk from an app pipe and encodes its lines.

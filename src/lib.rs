@@ -15,6 +15,7 @@ pub mod drill;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod http;
 pub mod logs;
 pub mod parse;
 pub mod privs;

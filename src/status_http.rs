@@ -4,39 +4,48 @@
 //! gone; `GET /readyz` is 200 when ready, 503 while starting, unhealthy or
 //! draining. The body is the `berth status` JSON.
 //!
-//! It lives in the event loop like the status socket: one connection at a
-//! time (the kernel's backlog queues the rest), non-blocking reads into a
-//! fixed 1 KiB buffer, and a deadline after which a slow or silent client
-//! is dropped, so no client can stall signals or logs.
+//! It lives in the event loop like the status socket, and no client can
+//! delay another's answer (SPEC): up to [`MAX_CLIENTS`] connections are
+//! served at once, each in epoll on its own; the listener is always
+//! watched, and a new connection beyond the set replaces the oldest one.
+//! A request head is read into a fixed 1 KiB buffer, parsed by crate::http
+//! (httparse) and answered as soon as it is whole; a client that has not
+//! sent it within [`CLIENT_TIMEOUT`] is dropped. So a slowloris, half-open
+//! sockets or a scanner hold at most 32 fds and 32 KiB, and a kubelet probe
+//! that arrives behind them is answered at once. No client, no deadline:
+//! an idle berth still never wakes.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+
+use crate::http::{parse_request, Request};
 use crate::status::Snapshot;
 
 /// A request must arrive whole within this time.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections served at once. Enough that a probe behind a burst of
+/// stalled ones still gets in (each new one replaces the oldest), few
+/// enough that they cost little: one fd and 1 KiB each.
+pub const MAX_CLIENTS: usize = 32;
 /// The longest request head berth reads; probes send about 100 bytes.
-const MAX_REQUEST: usize = 1024;
+pub const MAX_REQUEST: usize = 1024;
+/// Connections taken per wake-up, so a flood cannot starve signals.
+const ACCEPT_BATCH: usize = 64;
 
 /// The response to a request head: (status code, reason, body).
-pub fn route(head: &[u8], snap: &Snapshot) -> (u16, &'static str, String) {
-    let line_end = head
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(head.len());
-    let mut parts = head[..line_end].split(|&b| b == b' ');
-    let (method, target) = (parts.next().unwrap_or(b""), parts.next().unwrap_or(b""));
-    if method != b"GET" && method != b"HEAD" {
+pub fn route(method: &str, target: &str, snap: &Snapshot) -> (u16, &'static str, String) {
+    if method != "GET" && method != "HEAD" {
         return (405, "Method Not Allowed", String::new());
     }
     // Query strings do not change the answer (`/readyz?verbose`).
-    let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
+    let path = target.split('?').next().unwrap_or_default();
     let ok = match path {
-        b"/livez" => snap.running && snap.health != "unhealthy",
-        b"/readyz" => snap.ready(),
+        "/livez" => snap.running && snap.health != "unhealthy",
+        "/readyz" => snap.ready(),
         _ => return (404, "Not Found", String::new()),
     };
     if ok {
@@ -46,10 +55,18 @@ pub fn route(head: &[u8], snap: &Snapshot) -> (u16, &'static str, String) {
     }
 }
 
-/// The whole response, `Connection: close`.
-pub fn response(head: &[u8], snap: &Snapshot) -> Vec<u8> {
-    let (code, reason, body) = route(head, snap);
-    let with_body = !head.starts_with(b"HEAD ");
+/// The whole response (`Connection: close`) to the request head read so
+/// far, or None while it is incomplete and there is room for more.
+pub fn response(head: &[u8], snap: &Snapshot) -> Option<Vec<u8>> {
+    let (code, reason, body, with_body) = match parse_request(head) {
+        Request::Complete { method, path } => {
+            let (code, reason, body) = route(method, path, snap);
+            (code, reason, body, method != "HEAD")
+        }
+        Request::Partial if head.len() < MAX_REQUEST => return None,
+        Request::Partial => (431, "Request Header Fields Too Large", String::new(), true),
+        Request::Invalid => (400, "Bad Request", String::new(), true),
+    };
     let mut out = format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -58,44 +75,73 @@ pub fn response(head: &[u8], snap: &Snapshot) -> Vec<u8> {
     if with_body {
         out.extend_from_slice(body.as_bytes());
     }
-    out
-}
-
-/// The request head is complete (blank line), or the buffer is full.
-fn head_complete(buf: &[u8]) -> bool {
-    buf.len() >= MAX_REQUEST
-        || buf.windows(4).any(|w| w == b"\r\n\r\n")
-        || buf.windows(2).any(|w| w == b"\n\n")
+    Some(out)
 }
 
 struct Client {
     stream: TcpStream,
-    buf: [u8; MAX_REQUEST],
-    len: usize,
+    buf: Vec<u8>,
     deadline: Instant,
+}
+
+impl Client {
+    /// Reads what has arrived and answers once the request head is whole;
+    /// true when the client is finished with (answered, gone, or broken).
+    fn progress(&mut self, snap: &Snapshot) -> bool {
+        let mut chunk = [0u8; MAX_REQUEST];
+        let mut eof = false;
+        // Bounded: at most MAX_REQUEST bytes are taken in all.
+        while self.buf.len() < MAX_REQUEST {
+            let room = MAX_REQUEST - self.buf.len();
+            match self.stream.read(chunk.get_mut(..room).unwrap_or_default()) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => self
+                    .buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return true,
+            }
+        }
+        match response(&self.buf, snap) {
+            Some(r) => {
+                // A fresh socket's send buffer holds this short reply, so a
+                // non-blocking write does not come back short.
+                let _ = self.stream.write_all(&r);
+                true
+            }
+            None => eof,
+        }
+    }
+
+    /// Leaves epoll explicitly: a forked probe child may hold a copy of the
+    /// fd, which would keep the registration (and its wake-ups) alive. The
+    /// shutdown sends the FIN now, whoever else holds the socket.
+    fn close(self, epoll: &Epoll) {
+        let _ = epoll.delete(self.stream.as_fd());
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
 }
 
 pub struct HttpStatus {
     listener: TcpListener,
-    client: Option<Client>,
-}
-
-/// What the loop must change in its epoll set after a call.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Interest {
-    /// Poll the listener (no client in progress).
-    Listener,
-    /// Poll the client's socket (fd) instead of the listener.
-    Client(RawFd),
+    /// Oldest first.
+    clients: Vec<Client>,
+    /// A client's epoll token is this plus its fd.
+    token_base: u64,
 }
 
 impl HttpStatus {
-    pub fn bind(addr: SocketAddr) -> std::io::Result<HttpStatus> {
+    pub fn bind(addr: SocketAddr, token_base: u64) -> std::io::Result<HttpStatus> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         Ok(HttpStatus {
             listener,
-            client: None,
+            clients: Vec::new(),
+            token_base,
         })
     }
 
@@ -103,73 +149,81 @@ impl HttpStatus {
         self.listener.as_raw_fd()
     }
 
-    /// When the client in progress must be dropped; None without one.
+    /// The oldest client's deadline; None without clients (no wake-up).
     pub fn deadline(&self) -> Option<Instant> {
-        self.client.as_ref().map(|c| c.deadline)
+        self.clients.iter().map(|c| c.deadline).min()
     }
 
-    /// The listener is readable: take one client.
-    pub fn accept(&mut self, now: Instant) -> Interest {
-        if self.client.is_some() {
-            return self.interest();
-        }
-        if let Ok((stream, _)) = self.listener.accept() {
-            if stream.set_nonblocking(true).is_ok() {
-                self.client = Some(Client {
-                    stream,
-                    buf: [0; MAX_REQUEST],
-                    len: 0,
-                    deadline: now + CLIENT_TIMEOUT,
-                });
-            }
-        }
-        self.interest()
+    pub fn clients(&self) -> usize {
+        self.clients.len()
     }
 
-    /// The client is readable: read what is there; answer once the request
-    /// head is complete; close on EOF or error.
-    pub fn on_readable(&mut self, snap: &Snapshot) -> Interest {
-        let Some(c) = self.client.as_mut() else {
-            return Interest::Listener;
-        };
-        let done = loop {
-            if c.len == c.buf.len() {
-                break true;
-            }
-            match c.stream.read(&mut c.buf[c.len..]) {
-                Ok(0) => break true,
-                Ok(n) => c.len += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    break head_complete(&c.buf[..c.len])
+    /// The listener is readable: take the waiting connections, answer those
+    /// whose request is already there, keep the others (dropping the oldest
+    /// when the set is full). Returns false when berth is out of fds with
+    /// no client to give one back: the caller stops watching the listener
+    /// for a while, or the level-triggered epoll would spin.
+    pub fn accept(&mut self, epoll: &Epoll, snap: &Snapshot, now: Instant) -> bool {
+        for _ in 0..ACCEPT_BATCH {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.take(epoll, stream, snap, now),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if self.clients.is_empty() {
+                        return false;
+                    }
+                    // The oldest client gives its fd to the newest.
+                    self.clients.remove(0).close(epoll);
                 }
-                Err(_) => break true,
+                // ECONNABORTED and the like: that connection is gone; the
+                // next may be fine (the batch bounds the turns).
+                Err(_) => {}
             }
+        }
+        true
+    }
+
+    fn take(&mut self, epoll: &Epoll, stream: TcpStream, snap: &Snapshot, now: Instant) {
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut c = Client {
+            stream,
+            buf: Vec::new(),
+            deadline: now + CLIENT_TIMEOUT,
         };
-        if done {
-            if let Some(mut c) = self.client.take() {
-                if head_complete(&c.buf[..c.len]) {
-                    // A fresh socket's send buffer holds this short reply,
-                    // so a non-blocking write does not come back short.
-                    let _ = c.stream.write_all(&response(&c.buf[..c.len], snap));
-                }
-            }
+        // A probe's request is usually there by the time it is accepted.
+        if c.progress(snap) {
+            let _ = c.stream.shutdown(Shutdown::Both);
+            return;
         }
-        self.interest()
+        if self.clients.len() >= MAX_CLIENTS {
+            self.clients.remove(0).close(epoll);
+        }
+        let fd = c.stream.as_raw_fd();
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, self.token_base + fd as u64);
+        if epoll.add(c.stream.as_fd(), ev).is_ok() {
+            self.clients.push(c);
+        }
     }
 
-    /// Drops a client that missed its deadline.
-    pub fn on_time(&mut self, now: Instant) -> Interest {
-        if self.deadline().is_some_and(|d| now >= d) {
-            self.client = None;
+    /// Client `fd` is readable (from its token): read, answer when whole.
+    pub fn on_readable(&mut self, epoll: &Epoll, fd: RawFd, snap: &Snapshot) {
+        // A stale event for an fd already closed (or reused) finds no
+        // client, or a client with nothing to read: both harmless.
+        let Some(i) = self.clients.iter().position(|c| c.stream.as_raw_fd() == fd) else {
+            return;
+        };
+        if self.clients.get_mut(i).is_some_and(|c| c.progress(snap)) {
+            self.clients.remove(i).close(epoll);
         }
-        self.interest()
     }
 
-    pub fn interest(&self) -> Interest {
-        match &self.client {
-            Some(c) => Interest::Client(c.stream.as_raw_fd()),
-            None => Interest::Listener,
+    /// Drops the clients that missed their deadline.
+    pub fn on_time(&mut self, epoll: &Epoll, now: Instant) {
+        // Oldest first, all with the same timeout: the late ones lead.
+        while self.clients.first().is_some_and(|c| now >= c.deadline) {
+            self.clients.remove(0).close(epoll);
         }
     }
 }
@@ -182,8 +236,11 @@ mod tests {
         Snapshot::example()
     }
 
+    /// The status code berth answers `head` with; 0 while it waits for more.
     fn code(head: &str, s: &Snapshot) -> u16 {
-        route(head.as_bytes(), s).0
+        response(head.as_bytes(), s)
+            .map(|r| String::from_utf8_lossy(&r[9..12]).parse().unwrap())
+            .unwrap_or(0)
     }
 
     #[test]
@@ -206,31 +263,30 @@ mod tests {
     }
 
     #[test]
-    fn other_paths_and_methods() {
+    fn other_paths_methods_garbage_and_oversized_heads() {
         let s = snap();
         assert_eq!(code("GET / HTTP/1.1\r\n\r\n", &s), 404);
         assert_eq!(code("POST /livez HTTP/1.1\r\n\r\n", &s), 405);
-        assert_eq!(code("", &s), 405);
-        assert_eq!(code("\u{0}\u{ff}garbage", &s), 405);
+        assert_eq!(code("\u{0}\u{ff}garbage\r\n\r\n", &s), 400);
+        assert_eq!(code("GET /livez HTTP/1.1\r\nBad Header\r\n\r\n", &s), 400);
+        // Incomplete: wait for more, until the 1 KiB buffer is full.
+        assert_eq!(code("", &s), 0);
+        assert_eq!(code("GET /livez HTTP/1.1\r\nHost: x\r\n", &s), 0);
+        let long = format!("GET /livez HTTP/1.1\r\nX: {}", "a".repeat(MAX_REQUEST));
+        assert_eq!(code(&long[..MAX_REQUEST], &s), 431);
     }
 
     #[test]
     fn response_has_the_status_json_and_head_has_no_body() {
-        let r = String::from_utf8(response(b"GET /readyz HTTP/1.1\r\n\r\n", &snap())).unwrap();
+        let r =
+            String::from_utf8(response(b"GET /readyz HTTP/1.1\r\n\r\n", &snap()).unwrap()).unwrap();
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
         let body = r.split("\r\n\r\n").nth(1).unwrap();
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["app_pid"], 7);
         assert!(r.contains(&format!("Content-Length: {}\r\n", body.len())));
-        let h = String::from_utf8(response(b"HEAD /livez HTTP/1.1\r\n\r\n", &snap())).unwrap();
+        let h =
+            String::from_utf8(response(b"HEAD /livez HTTP/1.1\r\n\r\n", &snap()).unwrap()).unwrap();
         assert!(h.ends_with("\r\n\r\n"));
-    }
-
-    #[test]
-    fn head_completion() {
-        assert!(!head_complete(b"GET /livez HTTP/1.1\r\nHost: x\r\n"));
-        assert!(head_complete(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(head_complete(b"GET /livez\n\n"));
-        assert!(head_complete(&[b'a'; MAX_REQUEST]));
     }
 }

@@ -1,7 +1,8 @@
 //! The drill's load: HTTP/1.1 keep-alive GETs at a fixed rate over at most N
 //! connections to one loopback address, on non-blocking sockets that the
 //! caller's one `poll(2)` loop drives (see mod.rs for why no threads), and
-//! the bounded response reader. It counts how every request ended; judging
+//! the bounded response reader (its head parsed by crate::http, as the
+//! probe's). It counts how every request ended; judging
 //! the counts is report.rs's job.
 //!
 //! Every request has a deadline (`--timeout`), requests are only issued
@@ -17,7 +18,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
-use crate::health::probe::parse_status_line;
+use crate::http::ResponseHeads;
 
 /// How a request failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -482,8 +483,7 @@ pub enum Step {
     },
 }
 
-/// Longest response head, and longest chunk-size or trailer line.
-const HEAD_MAX: usize = 16 * 1024;
+/// Longest chunk-size or trailer line (the head's bound is crate::http's).
 const LINE_MAX: usize = 4096;
 
 #[derive(Debug, Default)]
@@ -502,11 +502,12 @@ enum Body {
     Done,
 }
 
-/// An HTTP/1.1 response read incrementally: the head is kept (at most
-/// `HEAD_MAX`), the body counted and dropped. Skips 1xx interim responses;
-/// handles Content-Length, chunked, and close-delimited bodies.
+/// An HTTP/1.1 response read incrementally: the head through
+/// crate::http (httparse; interim 1xx skipped, 64 KiB at most), the body
+/// counted and dropped: Content-Length, chunked, or close-delimited.
 #[derive(Debug, Default)]
 pub struct Reader {
+    heads: ResponseHeads,
     line: Vec<u8>,
     body: Body,
     status: u16,
@@ -523,11 +524,13 @@ impl Reader {
                 Body::Done => break,
                 Body::UntilEof => data = &[],
                 Body::Head => {
-                    let (line, rest) = take_line(&mut self.line, data, HEAD_MAX)?;
-                    data = rest;
-                    if line {
-                        self.head_line_done()?;
-                    }
+                    let Some((head, used)) =
+                        self.heads.feed(data).map_err(|e| (Failure::Other, e))?
+                    else {
+                        break; // every byte went into the head
+                    };
+                    data = data.get(used..).unwrap_or_default();
+                    self.head_done(head)?;
                 }
                 Body::Length(n) => {
                     if skip_body_bytes(n, &mut data) {
@@ -603,52 +606,16 @@ impl Reader {
         }
     }
 
-    /// `self.line` holds the head so far, ending in `\n`: decide whether the
-    /// head is complete, and if so what body follows.
-    fn head_line_done(&mut self) -> Result<(), ReadError> {
-        let head = &self.line;
-        if !(head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n")) {
-            return Ok(()); // keep collecting header lines
-        }
-        let text = String::from_utf8_lossy(head);
-        let mut lines = text.lines();
-        let status_line = lines.next().unwrap_or_default();
-        let status = parse_status_line(status_line.as_bytes()).map_err(|e| (Failure::Other, e))?;
-        let mut length = None;
-        let mut chunked = false;
-        let mut close = status_line.starts_with("HTTP/1.0");
-        for l in lines {
-            let Some((name, value)) = l.split_once(':') else {
-                continue;
-            };
-            let value = value.trim().to_ascii_lowercase();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| bad("bad Content-Length"))?,
-                );
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.ends_with("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                if value.contains("close") {
-                    close = true;
-                } else if value.contains("keep-alive") {
-                    close = false;
-                }
-            }
-        }
-        self.line.clear();
-        if (100..200).contains(&status) && status != 101 {
-            return Ok(()); // interim response: the real head follows
-        }
-        self.status = status;
-        self.close = close;
-        self.body = match (status, chunked, length) {
+    /// The final head is whole: what body follows (RFC 9112 6.3).
+    fn head_done(&mut self, head: crate::http::Head) -> Result<(), ReadError> {
+        self.status = head.status;
+        self.close = head.close;
+        self.body = match (head.status, head.chunked, head.length) {
             (101 | 204 | 304, _, _) => Body::Done,
             (_, true, _) => Body::ChunkSize,
-            (_, false, Some(0)) => Body::Done,
-            (_, false, Some(n)) => Body::Length(n),
+            (_, false, Some(Err(()))) => return Err(bad("bad Content-Length")),
+            (_, false, Some(Ok(0))) => Body::Done,
+            (_, false, Some(Ok(n))) => Body::Length(n),
             (_, false, None) => {
                 self.close = true;
                 Body::UntilEof
@@ -693,11 +660,12 @@ fn take_line<'d>(
     Ok((done, rest))
 }
 
-/// `1a;ext=1\r\n` → 26.
+/// `1a;ext=1\r\n` → 26, by httparse.
 fn chunk_size(line: &[u8]) -> Result<u64, ReadError> {
-    let text = String::from_utf8_lossy(line);
-    let hex = text.split(';').next().unwrap_or_default().trim();
-    u64::from_str_radix(hex, 16).map_err(|_| bad("bad chunk size"))
+    match httparse::parse_chunk_size(line) {
+        Ok(httparse::Status::Complete((_, size))) => Ok(size),
+        _ => Err(bad("bad chunk size")),
+    }
 }
 
 #[cfg(test)]
@@ -787,7 +755,7 @@ mod tests {
             read_all(&[b"SSH-2.0-x\r\n\r\n"]).unwrap_err().0,
             Failure::Other
         );
-        let big = vec![b'a'; HEAD_MAX + 1];
+        let big = vec![b'a'; crate::http::RESPONSE_HEAD_MAX + 1];
         assert_eq!(
             read_all(&[b"HTTP/1.1 200 OK\r\nX: ", &big]).unwrap_err().0,
             Failure::Other

@@ -1,6 +1,7 @@
-//! One health probe: connect (and for `http://`, send a GET and read the status
-//! line) under a single overall deadline, with bounded reads, and turn the
-//! outcome into healthy (`Ok`) or a one-line unhealthy reason (`Err`).
+//! One health probe: connect (and for `http://`, send a GET and read the
+//! whole response head, parsed by crate::http) under a single overall
+//! deadline, with bounded reads, and turn the outcome into healthy (`Ok`)
+//! or a one-line unhealthy reason (`Err`).
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -9,15 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::target::{resolve, Target};
+use crate::http::ResponseHeads;
 
 /// Where names are looked up (berth does no DNS).
 const HOSTS_PATH: &str = "/etc/hosts";
 
-/// Read buffer, and so the longest status or header line we accept.
-const LINE_MAX: usize = 4096;
-
-/// Most bytes read from a response before giving up (covers skipped 1xx interim responses).
-const HEAD_MAX: usize = 16 * 1024;
+/// One read from the socket; the head is kept in [`ResponseHeads`].
+const READ_CHUNK: usize = 4096;
 
 /// A deadline longer than this is treated as this (avoids `Instant` overflow).
 const TIMEOUT_CAP: Duration = Duration::from_secs(24 * 60 * 60);
@@ -25,7 +24,7 @@ const TIMEOUT_CAP: Duration = Duration::from_secs(24 * 60 * 60);
 /// How one probe runs.
 #[derive(Clone, Debug)]
 pub struct ProbeOptions {
-    /// Overall deadline for resolve + connect + request + status line.
+    /// Overall deadline for resolve + connect + request + response head.
     pub timeout: Duration,
     /// Extra request headers, each `Name: value` (see [`validate_header`]); a
     /// `Host`, `User-Agent` or `Connection` here replaces berth's own.
@@ -153,7 +152,8 @@ fn build_request(path: &str, host_header: &str, headers: &[String]) -> String {
     request
 }
 
-/// Sends the request and reads up to the final status line; returns its code.
+/// Sends the request and reads up to the end of the final response head;
+/// returns its status.
 fn exchange(mut stream: TcpStream, request: &[u8], clock: &Deadline) -> Result<u16, String> {
     match send(&mut stream, request, clock) {
         Err(e) if is_timeout(&e) || clock.remaining().is_none() => {
@@ -163,15 +163,7 @@ fn exchange(mut stream: TcpStream, request: &[u8], clock: &Deadline) -> Result<u
         // a 400 before reading everything): read whatever it sent.
         Ok(()) | Err(_) => {}
     }
-    let mut response = Response {
-        stream: Timed(stream),
-        buf: [0; LINE_MAX],
-        start: 0,
-        end: 0,
-        total: 0,
-        clock,
-    };
-    response.final_status()
+    final_status(&mut Timed(stream), clock)
 }
 
 fn send(stream: &mut TcpStream, mut data: &[u8], clock: &Deadline) -> io::Result<()> {
@@ -216,100 +208,36 @@ impl<R: Read> HeadSource for Untimed<R> {
 /// returns the final status; pure apart from `reader`, for the fuzz target
 /// (a reader that returns short reads exercises every buffer boundary).
 pub fn read_final_status(reader: impl Read) -> Result<u16, String> {
-    let clock = Deadline::start(TIMEOUT_CAP);
-    let mut response = Response {
-        stream: Untimed(reader),
-        buf: [0; LINE_MAX],
-        start: 0,
-        end: 0,
-        total: 0,
-        clock: &clock,
-    };
-    response.final_status()
+    final_status(&mut Untimed(reader), &Deadline::start(TIMEOUT_CAP))
 }
 
-/// The response head, read through one fixed buffer: at most `LINE_MAX` bytes
-/// are held and at most `HEAD_MAX` read, whatever the server sends.
-struct Response<'a, S> {
-    stream: S,
-    buf: [u8; LINE_MAX],
-    /// Unconsumed bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
-    /// Bytes read from the socket so far.
-    total: usize,
-    clock: &'a Deadline,
-}
-
-impl<S: HeadSource> Response<'_, S> {
-    /// Reads status lines, skipping 1xx interim responses (except 101), and
-    /// returns the final status code. Headers are not needed otherwise.
-    fn final_status(&mut self) -> Result<u16, String> {
-        loop {
-            let line = self.line(b"HTTP/")?;
-            let code = parse_status_line(&line)?;
-            if !(100..200).contains(&code) || code == 101 {
-                return Ok(code);
-            }
-            // Interim response (e.g. 103 Early Hints): skip its header block.
-            while !matches!(self.line(b"")?.as_slice(), b"" | b"\r") {}
-        }
-    }
-
-    /// Returns the next line, without its `\n`. `prefix` is what the line must
-    /// start with; it is checked as bytes arrive so garbage fails fast.
-    fn line(&mut self, prefix: &[u8]) -> Result<Vec<u8>, String> {
-        let what = if prefix.is_empty() {
-            "header line"
-        } else {
-            "status line"
+/// Reads until the final response head is whole (interim 1xx heads
+/// skipped) and returns its status: a status line alone is not an answer
+/// (SPEC: a server that sends `200` and stalls is unhealthy). At most
+/// [`crate::http::RESPONSE_HEAD_MAX`] bytes are read; the body never is.
+fn final_status(source: &mut impl HeadSource, clock: &Deadline) -> Result<u16, String> {
+    let mut heads = ResponseHeads::default();
+    let mut chunk = [0u8; READ_CHUNK];
+    // Bounded: each turn reads bytes (at most RESPONSE_HEAD_MAX in all),
+    // or the deadline passes.
+    loop {
+        let Some(left) = clock.remaining() else {
+            return Err(clock.expired("waiting for the response head"));
         };
-        loop {
-            let pending = self.buf.get(self.start..self.end).unwrap_or_default();
-            if let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line = pending.get(..i).unwrap_or_default().to_vec();
-                self.start += i + 1;
-                return Ok(line);
-            }
-            let n = pending.len().min(prefix.len());
-            if pending.get(..n) != prefix.get(..n) {
-                return Err(format!("malformed status line: {}", snippet(pending)));
-            }
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.end == self.buf.len() {
-                return Err(if prefix.is_empty() {
-                    format!("response {what} longer than {LINE_MAX} bytes")
-                } else {
-                    format!("malformed status line: longer than {LINE_MAX} bytes")
-                });
-            }
-            if self.total >= HEAD_MAX {
-                return Err(format!("response head larger than {HEAD_MAX} bytes"));
-            }
-            let Some(left) = self.clock.remaining() else {
-                return Err(self.clock.expired(&format!("waiting for the {what}")));
-            };
-            let room = self.buf.get_mut(self.end..).unwrap_or_default();
-            match self.stream.read_within(room, left) {
-                Ok(0) if self.total == 0 => {
-                    return Err("connection closed before a status line".to_string());
+        let room = heads.room().min(chunk.len());
+        match source.read_within(chunk.get_mut(..room).unwrap_or_default(), left) {
+            Ok(0) => return Err(heads.closed_reason()),
+            Ok(n) => {
+                if let Some((head, _)) = heads.feed(chunk.get(..n).unwrap_or_default())? {
+                    return Ok(head.status);
                 }
-                Ok(0) => return Err(format!("connection closed in the middle of a {what}")),
-                Ok(n) => {
-                    self.end += n;
-                    self.total += n;
-                }
-                // Timeout or signal: the loop re-checks the deadline.
-                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset && self.total == 0 => {
-                    return Err("connection closed before a status line (reset)".to_string());
-                }
-                Err(e) => return Err(format!("{} (reading the {what})", describe_io(&e))),
             }
+            // Timeout or signal: the loop re-checks the deadline.
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && heads.is_empty() => {
+                return Err("connection closed before a status line (reset)".to_string());
+            }
+            Err(e) => return Err(format!("{} (reading the response head)", describe_io(&e))),
         }
     }
 }
@@ -332,40 +260,6 @@ fn judge(status: u16, expect: &[u16]) -> Result<(), String> {
                 .join(" or ")
         )),
     }
-}
-
-/// Parses an HTTP/1.x status line (`HTTP/1.1 200 OK`) → status code; pure, fuzzable.
-///
-/// A trailing `\r\n` (or `\n`) is allowed; the reason phrase is optional. The
-/// code must be three digits in 100–599. Err starts with `malformed status line`.
-pub fn parse_status_line(line: &[u8]) -> Result<u16, String> {
-    let bad = || format!("malformed status line: {}", snippet(line));
-    let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
-    let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-    let rest = trimmed.strip_prefix(b"HTTP/1.").ok_or_else(bad)?;
-    let [minor, b' ', d1, d2, d3, reason @ ..] = rest else {
-        return Err(bad());
-    };
-    let digits = [*minor, *d1, *d2, *d3];
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return Err(bad());
-    }
-    if !matches!(reason.first(), None | Some(b' ')) {
-        return Err(bad());
-    }
-    if reason
-        .iter()
-        .any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f))
-    {
-        return Err(bad());
-    }
-    let code = [*d1, *d2, *d3]
-        .iter()
-        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    if !(100..=599).contains(&code) {
-        return Err(bad());
-    }
-    Ok(code)
 }
 
 /// Validates a `--header` value (`Name: value`, token name, no CR/LF injection); usage error otherwise.
@@ -394,14 +288,6 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
     )
-}
-
-/// A short, quoted, escaped excerpt of bytes for an error line.
-fn snippet(bytes: &[u8]) -> String {
-    const SHOWN: usize = 40;
-    let shown = bytes.get(..SHOWN).unwrap_or(bytes);
-    let more = if bytes.len() > SHOWN { "..." } else { "" };
-    format!("\"{}\"{more}", shown.escape_ascii())
 }
 
 /// An io::Error as a short lowercase reason, without the `(os error N)` suffix.
@@ -433,63 +319,6 @@ mod tests {
     use std::thread;
 
     // ---- pure parsing ----
-
-    #[test]
-    fn status_lines() {
-        let ok: &[(&[u8], u16)] = &[
-            (b"HTTP/1.1 200 OK", 200),
-            (b"HTTP/1.1 200 OK\r\n", 200),
-            (b"HTTP/1.1 200 OK\n", 200),
-            (b"HTTP/1.0 503 Service Unavailable\r\n", 503),
-            (b"HTTP/1.1 301 Moved Permanently", 301),
-            (b"HTTP/1.1 204", 204),
-            (b"HTTP/1.1 204 ", 204),
-            (b"HTTP/1.1 418 I'm a teapot", 418),
-            (b"HTTP/1.1 200 caf\xc3\xa9 \xff\tok", 200),
-            (b"HTTP/1.1 100 Continue", 100),
-            (b"HTTP/1.1 599 x", 599),
-        ];
-        for (line, code) in ok {
-            assert_eq!(
-                parse_status_line(line),
-                Ok(*code),
-                "{:?}",
-                line.escape_ascii().to_string()
-            );
-        }
-        let bad: &[&[u8]] = &[
-            b"",
-            b"\r\n",
-            b"garbage",
-            b"HTTP/1.1",
-            b"HTTP/1.1 ",
-            b"HTTP/1.1 20",
-            b"HTTP/1.1 2000 OK",
-            b"HTTP/1.1 20x OK",
-            b"HTTP/1.1  200 OK",
-            b"HTTP/1.1 200OK",
-            b"HTTP/1.1 099 Low",
-            b"HTTP/1.1 600 High",
-            b"HTTP/1.1 000",
-            b"HTTP/2 200",
-            b"HTTP/2.0 200 OK",
-            b"HTTP/1.x 200 OK",
-            b"HTTP/1.10 200 OK",
-            b"http/1.1 200 OK",
-            b"ICY 200 OK",
-            b"HTTP/1.1 200 O\0K",
-            b"HTTP/1.1 200 OK\r\r\n",
-            b" HTTP/1.1 200 OK",
-        ];
-        for line in bad {
-            let err = parse_status_line(line).unwrap_err();
-            assert!(err.starts_with("malformed status line"), "{err}");
-            assert!(!err.contains('\n') && !err.contains('\r'), "{err}");
-        }
-        // The error excerpt is bounded.
-        let long = [b'x'; 10_000];
-        assert!(parse_status_line(&long).unwrap_err().len() < 100);
-    }
 
     #[test]
     fn headers() {
@@ -775,14 +604,55 @@ mod tests {
     }
 
     #[test]
-    fn huge_header_is_not_read() {
+    fn status_line_then_silence_is_a_timeout_not_healthy() {
+        // The whole status line and a header, then nothing: half an answer.
+        let port = serve(|mut stream| {
+            read_head(&mut stream);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n");
+            let _ = stream.read(&mut [0u8; 1]);
+        });
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(SHORT)));
+        let err = result.clone().unwrap_err();
+        assert!(err.ends_with("(waiting for the response head)"), "{err}");
+        assert_timeout(result, elapsed, SHORT);
+    }
+
+    #[test]
+    fn endless_head_is_unhealthy_without_reading_past_64_kib() {
+        let port = serve(|mut stream| {
+            read_head(&mut stream);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n");
+            while stream.write_all(b"X-More: and more and more\r\n").is_ok() {}
+        });
+        let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
+        assert_eq!(result, Err("response head over 64 KiB".to_string()));
+        assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn oversized_head_is_unhealthy() {
         let mut response = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
         response.extend(megabyte());
         response.extend(b"\r\n\r\n");
         let port = serve(respond(response));
         let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
-        assert_eq!(result, Ok(()));
+        assert_eq!(result, Err("response head over 64 KiB".to_string()));
         assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn a_head_just_under_64_kib_is_healthy_and_the_body_is_not_read() {
+        let mut response = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while response.len() < 60 * 1024 {
+            response.extend(b"X-Filler: 0123456789abcdef\r\n");
+        }
+        response.extend(b"Content-Length: 1048576\r\n\r\n");
+        response.extend(megabyte());
+        let port = serve(respond(response));
+        assert_eq!(
+            probe(&http(port, "/"), &opts(Duration::from_secs(5))),
+            Ok(())
+        );
     }
 
     #[test]
@@ -791,8 +661,7 @@ mod tests {
         response.extend(megabyte());
         let port = serve(respond(response));
         let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
-        let err = result.unwrap_err();
-        assert_eq!(err, "malformed status line: longer than 4096 bytes");
+        assert_eq!(result, Err("response head over 64 KiB".to_string()));
         assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     }
 
@@ -804,10 +673,7 @@ mod tests {
         }
         let port = serve(respond(response));
         let (result, elapsed) = timed(|| probe(&http(port, "/"), &opts(Duration::from_secs(5))));
-        assert_eq!(
-            result,
-            Err("response head larger than 16384 bytes".to_string())
-        );
+        assert_eq!(result, Err("response head over 64 KiB".to_string()));
         assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     }
 
@@ -828,7 +694,11 @@ mod tests {
 
         let port = serve(respond("HTTP/1.1 OK\r\n\r\n"));
         let err = probe(&http(port, "/"), &opts(SHORT)).unwrap_err();
-        assert_eq!(err, "malformed status line: \"HTTP/1.1 OK\\r\"");
+        assert_eq!(err, "malformed status line: \"HTTP/1.1 OK\"");
+
+        let port = serve(respond("HTTP/1.1 200 OK\r\nNo Colon Here\r\n\r\n"));
+        let err = probe(&http(port, "/"), &opts(SHORT)).unwrap_err();
+        assert_eq!(err, "malformed response head: invalid header name");
     }
 
     #[test]
