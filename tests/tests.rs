@@ -9,6 +9,7 @@ mod docker;
 mod drill;
 mod health;
 mod hostile;
+mod http;
 mod kubernetes;
 mod logs;
 mod reap;
