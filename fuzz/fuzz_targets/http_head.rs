@@ -1,19 +1,28 @@
-//! The probe's HTTP response-head reader and status-line parser
-//! (health/probe.rs), fed from memory in short reads.
+//! Every HTTP head berth parses (src/http.rs, through httparse): the
+//! probe's response-head reader (health/probe.rs), the drill's response
+//! reader (drill/load.rs) and the status port's request handling
+//! (status_http.rs), fed from memory in short reads.
 //!
-//! Input: byte 0 is the read size (1 … 256), the rest is what the "server"
-//! sends. Properties: never panics; a final status is 100…599 and not an
-//! interim 1xx (101 excepted); the read size does not change the verdict (only how
-//! much garbage an error quotes);
-//! errors are one line; a status line accepted alone gives the same code.
-//! `--header` validation is fuzzed on the same bytes: an accepted header
-//! carries no CR or LF (no request smuggling).
+//! Input: byte 0 is the read size (1 … 256), the rest is what the peer
+//! sends. Properties: never panics; the read size does not change any
+//! verdict; errors are one line; a final status is 100…599 and not an
+//! interim 1xx (101 excepted); the probe agrees with httparse run directly
+//! on the whole input (interim heads skipped, codes outside 100…599
+//! refused), so berth's bookkeeping around httparse (when to call it, the
+//! empty lines it skips itself) loses and invents nothing; a response the
+//! drill reads whole has the probe's status; the status port answers every
+//! whole request head under 1 KiB, with one of its own codes, and waits on
+//! an incomplete one. `--header` validation is fuzzed on the same bytes: an
+//! accepted header carries no CR or LF (no request smuggling).
 
 #![no_main]
 
 use std::io::Read;
 
-use berth::health::probe::{parse_status_line, read_final_status, validate_header};
+use berth::drill::load::{Reader, Step};
+use berth::health::probe::{read_final_status, validate_header};
+use berth::status::Snapshot;
+use berth::status_http::{response, MAX_REQUEST};
 use libfuzzer_sys::fuzz_target;
 
 /// Hands out at most `size` bytes per read.
@@ -31,11 +40,56 @@ impl Read for Trickle<'_> {
     }
 }
 
+/// The final status by httparse alone: None when the input holds no whole
+/// final head or a malformed one.
+fn reference(mut data: &[u8]) -> Option<u16> {
+    let mut slots = vec![httparse::EMPTY_HEADER; data.len() + 1];
+    loop {
+        let mut r = httparse::Response::new(&mut slots);
+        let httparse::Status::Complete(n) = r.parse(data).ok()? else {
+            return None;
+        };
+        let code = r.code?;
+        if !(100..=599).contains(&code) {
+            return None;
+        }
+        if (100..200).contains(&code) && code != 101 {
+            data = &data[n..];
+            continue;
+        }
+        return Some(code);
+    }
+}
+
+/// The drill's reader over `data` in reads of `size`, then EOF.
+fn drill(data: &[u8], size: usize) -> Option<u16> {
+    let mut r = Reader::default();
+    let mut step = Ok(Step::More);
+    for piece in data.chunks(size) {
+        step = r.feed(piece);
+        if !matches!(step, Ok(Step::More)) {
+            break;
+        }
+    }
+    if matches!(step, Ok(Step::More)) {
+        step = r.eof();
+    }
+    if let Err((_, why)) = &step {
+        assert!(!why.contains('\n'), "{why:?}");
+    }
+    match step {
+        Ok(Step::Done { status, .. }) => Some(status),
+        _ => None,
+    }
+}
+
 fuzz_target!(|input: &[u8]| {
     let Some((&size, data)) = input.split_first() else {
         return;
     };
     let size = usize::from(size) + 1;
+
+    // The probe.
     let trickled = read_final_status(Trickle { data, size });
     let whole = read_final_status(Trickle {
         data,
@@ -48,32 +102,59 @@ fuzz_target!(|input: &[u8]| {
         whole.as_ref().ok(),
         "read size {size} changed the verdict"
     );
-    if let Err(e) = &trickled {
-        assert!(!e.contains('\n') && !e.is_empty(), "{e:?}");
+    for r in [&trickled, &whole] {
+        if let Err(e) = r {
+            assert!(!e.contains('\n') && !e.is_empty(), "{e:?}");
+        }
     }
-    match &whole {
-        Ok(code) => {
-            assert!((100..=599).contains(code));
+    if let Ok(code) = whole {
+        assert!((100..=599).contains(&code));
+        assert!(
+            !(100..200).contains(&code) || code == 101,
+            "interim {code} returned"
+        );
+    }
+    assert_eq!(whole.as_ref().ok().copied(), reference(data), "httparse disagrees");
+
+    // The drill.
+    let drilled = drill(data, size);
+    assert_eq!(drilled, drill(data, usize::MAX), "read size {size} changed the drill");
+    if let Some(status) = drilled {
+        assert_eq!(whole, Ok(status));
+    }
+
+    // The status port, on what fits its buffer.
+    let head = &data[..data.len().min(MAX_REQUEST)];
+    let snap = Snapshot {
+        pid: 1,
+        app_pid: 7,
+        app_uid: 0,
+        uptime_s: 1.0,
+        health: "healthy",
+        passed_once: true,
+        draining: false,
+        running: true,
+    };
+    let mut slots = vec![httparse::EMPTY_HEADER; head.len() + 1];
+    let complete = matches!(
+        httparse::Request::new(&mut slots).parse(head),
+        Ok(httparse::Status::Complete(_))
+    );
+    match response(head, &snap) {
+        Some(r) => {
+            let code = r.get(9..12).unwrap_or_default();
+            assert!(r.starts_with(b"HTTP/1.1 "));
             assert!(
-                !(100..200).contains(code) || *code == 101,
-                "interim {code} returned"
+                [&b"200"[..], b"404", b"405", b"400", b"431"].contains(&code),
+                "{:?}",
+                String::from_utf8_lossy(&r)
             );
+            let routed = [&b"200"[..], b"404", b"405"].contains(&code);
+            assert_eq!(complete, routed, "{:?}", String::from_utf8_lossy(&r));
         }
-        Err(e) => assert!(!e.contains('\n') && !e.is_empty(), "{e:?}"),
+        None => assert!(!complete && head.len() < MAX_REQUEST, "a whole head unanswered"),
     }
-    let first = data.split_inclusive(|&b| b == b'\n').next().unwrap_or(data);
-    match parse_status_line(first) {
-        Ok(code) => {
-            assert!((100..=599).contains(&code));
-            if !(100..200).contains(&code) || code == 101 {
-                // A complete final status line in front: the reader agrees.
-                if first.ends_with(b"\n") {
-                    assert_eq!(whole, Ok(code));
-                }
-            }
-        }
-        Err(e) => assert!(e.starts_with("malformed status line") && !e.contains('\n')),
-    }
+
     let text = String::from_utf8_lossy(data);
     if validate_header(&text).is_ok() {
         assert!(!text.contains('\r') && !text.contains('\n'), "{text:?}");
