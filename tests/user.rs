@@ -112,11 +112,13 @@ fn require_non_root_refuses_root() {
 }
 
 fn berth_status_field(b: Berth, key: &str) -> String {
+    // The start event comes after berth's own drop; the app's first line
+    // can come before it.
     let r = b
-        .arg("--log-format=plain")
+        .arg("--log-format=json")
         .app("introspect", &["--wait"])
         .spawn();
-    r.wait_for("\"uid\"");
+    r.wait_for("\"event\":\"start\"");
     let pid = r.berth_pid();
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let v = s

@@ -163,6 +163,15 @@ pub struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // Killing unshare alone would leave its child, berth as PID 1 of
+            // the namespace, running (reparented to the host's init); killing
+            // that PID 1 ends everything in the namespace.
+            if self.pid1 {
+                for pid in children_of(self.child.id() as i32) {
+                    // SAFETY: kill with integers.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
