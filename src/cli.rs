@@ -105,56 +105,56 @@ type Opt = (&'static str, Option<char>, &'static str, Kind, &'static str);
 /// is one line per option, read at a glance (README has the long story).
 #[rustfmt::skip]
 const RUN_OPTIONS: &[Opt] = &[
-    ("user", Some('u'), "USER[:GROUP]", Value, "run the app as USER (name or uid) and GROUP"),
-    ("chown", None, "PATH", Repeat, "first give PATH (recursively) to the app's uid:gid"),
-    ("require-non-root", None, "", Switch, "refuse to start (125) if the app would be uid 0"),
-    ("grace", None, "DURATION", Value, "time from the stop signal to SIGKILL [8s]"),
-    ("stop-signal", None, "SIGNAL", Value, "what the app gets when berth gets SIGTERM [TERM]"),
-    ("map-signal", None, "FROM:TO", Repeat, "rewrite a forwarded signal (TO=0 drops it)"),
-    ("preserve-fds", None, "N", Value, "pass fds 3 .. 3+N-1 on to the app [0]"),
-    ("drain", None, "DURATION", Value, "on SIGTERM, report not-ready this long first [0s]"),
-    ("no-group", None, "", Switch, "signal the app alone, not its process group"),
-    ("success-exit", None, "CODE", Repeat, "an app exit code that means success (exit 0)"),
-    ("log-format", None, "auto|json|plain", Value, "JSON line per app line, or output as is [auto]"),
-    ("service", None, "NAME", Value, "the service field [basename of COMMAND]"),
+    ("user", Some('u'), "USER[:GROUP]", Value, "run the app as USER (name/uid) and GROUP"),
+    ("chown", None, "PATH", Repeat, "give PATH to the app's uid:gid first"),
+    ("require-non-root", None, "", Switch, "refuse (125) if the app would be root"),
+    ("grace", None, "DURATION", Value, "stop signal to SIGKILL [8s]"),
+    ("stop-signal", None, "SIGNAL", Value, "what the app gets on SIGTERM [TERM]"),
+    ("map-signal", None, "FROM:TO", Repeat, "rewrite a forwarded signal (TO=0: drop)"),
+    ("preserve-fds", None, "N", Value, "pass fds 3 .. 3+N-1 to the app [0]"),
+    ("drain", None, "DURATION", Value, "on SIGTERM, be not-ready this long [0s]"),
+    ("no-group", None, "", Switch, "signal the app alone, not its group"),
+    ("success-exit", None, "CODE", Repeat, "an app exit code that means success"),
+    ("log-format", None, "auto|json|plain", Value, "JSON lines, or the output as is [auto]"),
+    ("service", None, "NAME", Value, "the service field [COMMAND's name]"),
     ("log-field", None, "KEY=VALUE", Repeat, "extra field on every JSON line"),
     ("log-max-line", None, "BYTES", Value, "longest line berth writes [16384]"),
-    ("log-keys", None, "default|gcp|ecs", Value, "names of berth's ts/msg/level keys [default]"),
-    ("log-stream-level", None, "on|off", Value, "level from the stream: stdout info, stderr error"),
-    ("log-multiline", None, "indent", Value, "join indented lines (stack traces) into one event"),
-    ("health", None, "TARGET", Value, "probe the app: http://HOST:PORT/PATH, tcp://HOST:PORT"),
+    ("log-keys", None, "default|gcp|ecs", Value, "names of the ts/msg/level keys [default]"),
+    ("log-stream-level", None, "on|off", Value, "stdout info, stderr error [on: gcp, ecs]"),
+    ("log-multiline", None, "indent", Value, "join indented lines (stack traces)"),
+    ("health", None, "TARGET", Value, "probe the app (http:// or tcp:// URL)"),
     ("health-interval", None, "DURATION", Value, "time between probes [10s]"),
     ("health-timeout", None, "DURATION", Value, "time one probe may take [3s]"),
-    ("health-retries", None, "N", Value, "failures in a row that make it unhealthy [3]"),
-    ("health-start-period", None, "DURATION", Value, "failures in this time do not count [0s]"),
+    ("health-retries", None, "N", Value, "failures in a row to be unhealthy [3]"),
+    ("health-start-period", None, "DURATION", Value, "failures in it do not count [0s]"),
     ("health-start-interval", None, "DURATION", Value, "time between probes in the start period"),
-    ("status-listen", None, "ADDR:PORT", Value, "also serve GET /livez and /readyz over HTTP"),
-    ("on-unhealthy", None, "log|exit", Value, "exit: stop the app, exit 1 when unhealthy [log]"),
-    ("rlimit", None, "NAME=SOFT[:HARD]", Repeat, "resource limit for the app (nofile, core, ...)"),
+    ("status-listen", None, "ADDR:PORT", Value, "serve GET /livez and /readyz over HTTP"),
+    ("on-unhealthy", None, "log|exit", Value, "exit: stop the app and exit 1 [log]"),
+    ("rlimit", None, "NAME=SOFT[:HARD]", Repeat, "resource limit (nofile, core, ...)"),
     ("allow-new-privs", None, "", Switch, "do not set no_new_privs for the app"),
-    ("keep-root", None, "", Switch, "keep berth root after starting a non-root app"),
+    ("keep-root", None, "", Switch, "keep berth root beside a non-root app"),
 ];
 
 #[rustfmt::skip]
 const PROBE_OPTIONS: &[Opt] = &[
     ("timeout", None, "DURATION", Value, "covers resolve + connect + response [3s]"),
     ("header", None, "'NAME: VALUE'", Repeat, "extra request header"),
-    ("expect-status", None, "CODE", Repeat, "healthy status code (replaces the 2xx/3xx rule)"),
+    ("expect-status", None, "CODE", Repeat, "a healthy status (replaces 2xx/3xx)"),
 ];
 
 #[rustfmt::skip]
 const STATUS_OPTIONS: &[Opt] = &[
-    ("ready", None, "", Switch, "also require ready: not draining, probe passing"),
-    ("pid", None, "N", Value, "the berth to ask [PID 1 if berth, else the only one]"),
+    ("ready", None, "", Switch, "also require ready (not draining, healthy)"),
+    ("pid", None, "N", Value, "the berth to ask [PID 1, else the one]"),
 ];
 
 #[rustfmt::skip]
 const DRILL_OPTIONS: &[Opt] = &[
-    ("url", None, "URL", Value, "where the load goes: http://HOST:PORT/PATH on loopback"),
-    ("rps", None, "N", Value, "requests per second, all connections together [50]"),
+    ("url", None, "URL", Value, "load target: http://HOST:PORT/PATH, loopback"),
+    ("rps", None, "N", Value, "requests per second, all together [50]"),
     ("connections", None, "N", Value, "keep-alive connections at most [4]"),
     ("stop-after", None, "DURATION", Value, "load before berth gets SIGTERM [2s]"),
-    ("lag", None, "DURATION", Value, "load after SIGTERM (a late load balancer) [2s]"),
+    ("lag", None, "DURATION", Value, "load after SIGTERM (a slow balancer) [2s]"),
     ("timeout", None, "DURATION", Value, "one request's deadline [3s]"),
     ("start-timeout", None, "DURATION", Value, "time the app gets to turn healthy [30s]"),
     ("json", None, "", Switch, "print the report as one JSON object (for CI)"),
@@ -509,7 +509,7 @@ signals, stops it gracefully, reaps zombies, probes health, logs JSON lines.
 
 Usage: berth [OPTIONS] [--] COMMAND [ARG...]
        berth probe [OPTIONS] TARGET        one health probe (berth probe --help)
-       berth status [--ready] [--pid N]    ask a running berth for the app's state
+       berth status [--ready] [--pid N]    ask a running berth about the app
        berth drill [OPTIONS] --url URL -- COMMAND [ARG...]
                                            prove COMMAND survives a deploy";
 
@@ -524,7 +524,7 @@ fn help_for(sub: &str) -> String {
     match sub {
         "probe" => help(
             "berth probe: one health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.\n\n\
-             Usage: berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH or tcp://HOST:PORT)",
+             Usage: berth probe [OPTIONS] TARGET  (http://HOST[:PORT]/PATH, tcp://HOST:PORT)",
             &[PROBE_OPTIONS],
             "",
         ),
@@ -756,6 +756,129 @@ mod tests {
                 .exit_code(),
             2
         );
+    }
+
+    fn usage_message(argv: &[&str]) -> String {
+        let e = parse(os(argv), &[]).err().expect("a usage error");
+        assert_eq!(e.exit_code(), 2, "{}", e.message());
+        e.message().to_string()
+    }
+
+    #[test]
+    fn a_mistyped_option_gets_clap_s_suggestion_in_one_line() {
+        assert_eq!(
+            usage_message(&["berth", "--grase", "1s", "true"]),
+            "unknown option --grase (did you mean --grace?); see berth --help"
+        );
+        assert_eq!(
+            usage_message(&["berth", "drill", "--connectons", "9", "--", "true"]),
+            "drill: unknown option --connectons (did you mean --connections?); see berth drill --help"
+        );
+        assert_eq!(
+            usage_message(&["berth", "--grace"]),
+            "--grace needs a value: DURATION; see berth --help"
+        );
+        assert_eq!(
+            usage_message(&["berth", "--no-group=1", "true"]),
+            "--no-group takes no value; see berth --help"
+        );
+    }
+
+    #[test]
+    fn an_unknown_option_quoting_a_newline_stays_one_line() {
+        for argv in [
+            &["berth", "--bo\ngus", "true"][..],
+            &["berth", "status", "x\ny"],
+            &["berth", "-\n", "true"],
+        ] {
+            let m = usage_message(argv);
+            assert!(!m.contains('\n'), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn values_that_look_like_options_are_values() {
+        let a = run(
+            &["berth", "--map-signal", "-x", "--grace", "--", "true"],
+            &[],
+        );
+        assert_eq!(a.map_signal, vec!["-x"]);
+        assert_eq!(a.grace.as_deref(), Some("--"));
+        assert_eq!(a.command, os(&["true"]));
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_value_option_wins() {
+        let a = run(
+            &[
+                "berth",
+                "--grace=1s",
+                "-u",
+                "a",
+                "-ub",
+                "--grace",
+                "2s",
+                "x",
+            ],
+            &[],
+        );
+        assert_eq!(a.grace.as_deref(), Some("2s"));
+        assert_eq!(a.user.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_subcommand_name_after_an_option_is_the_command() {
+        let a = run(&["berth", "--no-group", "probe", "--timeout", "1s"], &[]);
+        assert!(a.no_group);
+        assert_eq!(a.command, os(&["probe", "--timeout", "1s"]));
+        let a = run(&["berth", "true", "probe"], &[]);
+        assert_eq!(a.command, os(&["true", "probe"]));
+    }
+
+    #[test]
+    fn a_command_that_is_not_utf8_still_runs() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(b"/bin/\xff".to_vec());
+        let argv = vec!["berth".into(), odd.clone(), "-x".into()];
+        let Ok(Invocation::Run(a)) = parse(argv, &[]) else {
+            panic!("not a run")
+        };
+        assert_eq!(a.command, vec![odd, "-x".into()]);
+    }
+
+    #[test]
+    fn log_stream_level_is_collected_from_flag_and_variable() {
+        let a = run(&["berth", "--log-stream-level", "on", "true"], &[]);
+        assert_eq!(a.log_stream_level.as_deref(), Some("on"));
+        let a = run(&["berth", "true"], &[("BERTH_LOG_STREAM_LEVEL", "off")]);
+        assert_eq!(a.log_stream_level.as_deref(), Some("off"));
+    }
+
+    #[test]
+    fn each_subcommand_has_its_help_and_every_one_the_version() {
+        for (argv, needle) in [
+            (&["berth", "probe", "--help"][..], "--expect-status"),
+            (&["berth", "status", "-h"], "--ready"),
+            (&["berth", "drill", "--help"], "--start-timeout"),
+            (&["berth", "--grace", "1s", "-h", "true"], "--rlimit"),
+        ] {
+            match parse(os(argv), &[]) {
+                Ok(Invocation::Print(t)) => assert!(t.contains(needle), "{argv:?}: {t}"),
+                _ => panic!("{argv:?}: no help"),
+            }
+        }
+        assert!(
+            matches!(parse(os(&["berth", "probe", "-V"]), &[]), Ok(Invocation::Print(t)) if t == version() + "\n")
+        );
+    }
+
+    #[test]
+    fn every_run_option_is_in_the_help_once() {
+        let h = help_for("");
+        for o in RUN_OPTIONS {
+            let n = h.matches(&format!("--{} ", o.0)).count();
+            assert_eq!(n, 1, "--{} in {h}", o.0);
+        }
     }
 
     #[test]
