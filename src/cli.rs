@@ -220,54 +220,52 @@ fn clap_command(name: &'static str, options: &'static [Opt]) -> Command {
         .args(clap_args(options))
 }
 
-/// berth's command line: the run options and COMMAND; `probe`, `status` and
-/// `drill` only as the first word (after an option, `probe` is a COMMAND).
-fn berth_command() -> Command {
-    clap_command("berth", RUN_OPTIONS)
-        .arg(command_arg())
-        .disable_help_subcommand(true)
-        .args_conflicts_with_subcommands(true)
-        .subcommand(
-            clap_command("probe", PROBE_OPTIONS).arg(
-                Arg::new("TARGET")
-                    .action(ArgAction::Append)
-                    .value_parser(OsStringValueParser::new()),
-            ),
-        )
-        .subcommand(clap_command("status", STATUS_OPTIONS))
-        .subcommand(
-            clap_command("drill", DRILL_OPTIONS)
-                .args(clap_args(RUN_OPTIONS))
-                .arg(command_arg()),
-        )
+/// The clap command for `berth` (`sub` None) or one subcommand. Only the
+/// one in use is built: building clap's arguments is most of what parsing
+/// costs at start (docs/design.md), and berth starts every container.
+fn clap_for(sub: Option<&'static str>) -> Command {
+    match sub {
+        Some("probe") => clap_command("probe", PROBE_OPTIONS).arg(
+            Arg::new("TARGET")
+                .action(ArgAction::Append)
+                .value_parser(OsStringValueParser::new()),
+        ),
+        Some("status") => clap_command("status", STATUS_OPTIONS),
+        Some(_) => clap_command("drill", DRILL_OPTIONS)
+            .args(clap_args(RUN_OPTIONS))
+            .arg(command_arg()),
+        None => clap_command("berth", RUN_OPTIONS).arg(command_arg()),
+    }
 }
 
 /// Parses argv (reading nothing but the environment).
 pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invocation, Error> {
-    // Subcommands are recognised as the first word only, so that is the
-    // one an error is about.
+    // `probe`, `status` and `drill` are subcommands as the first word only:
+    // after an option, or after `--`, `probe` is a COMMAND.
     let sub = argv
         .get(1)
         .and_then(|a| a.to_str())
         .and_then(|a| SUBCOMMANDS.into_iter().find(|s| *s == a));
-    let m = berth_command()
-        .try_get_matches_from(argv)
+    // clap takes the first word as the program's name: `berth` or the
+    // subcommand's.
+    let words = &argv[usize::from(sub.is_some())..];
+    let m = clap_for(sub)
+        .try_get_matches_from(words)
         .map_err(|e| usage_error(&e, sub))?;
-    let (name, m) = m.subcommand().unwrap_or(("", &m));
     if m.get_flag("help") {
-        return Ok(Invocation::Print(help_for(name)));
+        return Ok(Invocation::Print(help_for(sub.unwrap_or(""))));
     }
     if m.get_flag("version") {
         return Ok(Invocation::Print(version() + "\n"));
     }
-    match name {
-        "probe" => parse_probe(m),
-        "status" => Ok(Invocation::Status(StatusArgs {
+    match sub {
+        Some("probe") => parse_probe(&m),
+        Some("status") => Ok(Invocation::Status(StatusArgs {
             ready: m.get_flag("ready"),
-            pid: values(m, "pid").pop(),
+            pid: values(&m, "pid").pop(),
         })),
-        "drill" => parse_drill(m),
-        _ => parse_run(m, env),
+        Some(_) => parse_drill(&m),
+        None => parse_run(&m, env),
     }
 }
 
