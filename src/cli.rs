@@ -6,11 +6,11 @@
 //! is exit 2.
 //!
 //! clap is built without its help, usage and colour features (measured in
-//! docs/design.md "size": they would add bytes for text berth writes itself
-//! in a dozen lines): one table below drives clap's arguments, the
-//! `BERTH_*` names and `--help`. What clap brings is the parsing itself
-//! (`--opt=v`, `-uapp`, `--`, repeated options, subcommands) and its "did
-//! you mean" for a mistyped option.
+//! docs/design.md "What clap cost": its help alone is 52 KiB): one table
+//! below drives clap's arguments, the `BERTH_*` names and `--help`. What
+//! clap brings is the parsing itself (`--opt=v`, `-uapp`, `--`, repeated
+//! options, COMMAND's words left alone) and its "did you mean" for a
+//! mistyped option.
 
 use std::ffi::OsString;
 
@@ -792,6 +792,11 @@ mod tests {
             let m = usage_message(argv);
             assert!(!m.contains('\n'), "{m:?}");
         }
+    }
+
+    #[test]
+    fn an_empty_argv_is_a_usage_error() {
+        assert_eq!(parse(vec![], &[]).err().unwrap().exit_code(), 2);
     }
 
     #[test]
