@@ -34,6 +34,8 @@ pub struct LogConfig {
     pub fields: Vec<(String, String)>,
     pub max_line_bytes: usize,
     pub keys: KeyStyle,
+    /// Text lines carry their stream's level (`--log-stream-level`).
+    pub stream_level: bool,
     pub multiline: bool,
 }
 
@@ -216,7 +218,16 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
     };
     let mut fields = Vec::new();
     for f in &a.log_field {
-        fields.push(parse::key_value(f).map_err(|e| bad("log-field", e))?);
+        let (k, v) = parse::key_value(f).map_err(|e| bad("log-field", e))?;
+        // `stream` is always the stream a line came from: a static one
+        // would make every app line look like another (or like berth's).
+        if k == "stream" {
+            return Err(bad(
+                "log-field",
+                format!("\"{f}\": stream is berth's own key (the line's real stream)"),
+            ));
+        }
+        fields.push((k, v));
     }
     let max_line_bytes = match &a.log_max_line {
         None => DEFAULT_MAX_LINE,
@@ -242,6 +253,20 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
             ))
         }
     };
+    // GKE's agent gives plain stderr lines ERROR and stdout lines INFO;
+    // berth merges both onto stdout, so it says the stream's level itself
+    // where the key style is one a log platform reads.
+    let stream_level = match a.log_stream_level.as_deref() {
+        None => keys != KeyStyle::Default,
+        Some("on") => true,
+        Some("off") => false,
+        Some(o) => {
+            return Err(bad(
+                "log-stream-level",
+                format!("\"{o}\": expected on or off"),
+            ))
+        }
+    };
     let multiline = match a.log_multiline.as_deref() {
         None => false,
         Some("indent") => true,
@@ -253,6 +278,7 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
         fields,
         max_line_bytes,
         keys,
+        stream_level,
         multiline,
     })
 }
@@ -368,6 +394,11 @@ mod tests {
             (|a| a.user = Some("nobody-here".into()), "--user"),
             (|a| a.preserve_fds = Some("-1".into()), "--preserve-fds"),
             (|a| a.health = Some("https://x/".into()), "--health"),
+            (
+                |a| a.log_stream_level = Some("yes".into()),
+                "--log-stream-level",
+            ),
+            (|a| a.log_field = vec!["stream=berth".into()], "--log-field"),
         ];
         for (set, name) in cases {
             let mut a = args(&["x"]);
@@ -397,5 +428,23 @@ mod tests {
         assert_eq!(build(&a, &facts()).err().unwrap().exit_code(), 125);
         a.user = Some("app".into());
         assert!(build(&a, &facts()).is_ok());
+    }
+
+    #[test]
+    fn stream_level_defaults_on_for_gcp_and_ecs_only() {
+        for (keys, flag, want) in [
+            (None, None, false),
+            (Some("default"), None, false),
+            (Some("gcp"), None, true),
+            (Some("ecs"), None, true),
+            (Some("gcp"), Some("off"), false),
+            (Some("default"), Some("on"), true),
+        ] {
+            let mut a = args(&["x"]);
+            a.log_keys = keys.map(Into::into);
+            a.log_stream_level = flag.map(Into::into);
+            let c = build(&a, &facts()).unwrap();
+            assert_eq!(c.log.stream_level, want, "{keys:?} {flag:?}");
+        }
     }
 }

@@ -145,6 +145,7 @@ impl Supervisor {
             &cfg.log.fields,
             cfg.log.max_line_bytes,
             cfg.log.keys,
+            cfg.log.stream_level,
         )
         .map_err(Error::config)?;
         let json = cfg.log.mode == LogMode::Json;
