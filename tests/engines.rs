@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::docker::run_bounded;
-use crate::util::{berth_bin, descendants_of, state_of, Lines, LONG};
+use crate::util::{berth_bin, descendants_of, example, in_pid_namespace, state_of, Lines, LONG};
 
 const APPS: &[&str] = &["httpd", "orphans", "sigprint", "stubborn"];
 
@@ -680,4 +680,112 @@ fn podman_entrypoint_exit_codes_pass_through() {
 #[test]
 fn podman_entrypoint_json_logs_and_status() {
     json_logs_when_asked_and_the_init_named(Engine::podman(), How::Entrypoint, "p-ep-json");
+}
+
+// ---------------------------------------------------------------------------
+// The persona without an engine: berth as PID 1 under the engines' names
+
+/// berth as PID 1 of a fresh PID namespace, exec'd through a symlink named
+/// `name` (argv[0] and comm become it), running `orphans 0` (prints one
+/// line, exits 0); `env`: extra variables. Returns (code, stdout, stderr).
+fn as_named(name: &str, env: &[(&str, &str)]) -> (i32, Vec<String>, Vec<String>) {
+    let (dir, link) = berth_named(name);
+    let mut c = in_pid_namespace();
+    c.arg(&link).arg("--").arg(example("orphans")).arg("0");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BERTH_") {
+            c.env_remove(k);
+        }
+    }
+    c.envs(env.iter().copied());
+    let o = run_bounded(c);
+    let _ = std::fs::remove_dir_all(&dir);
+    let lines = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    (
+        o.status.code().unwrap_or(-1),
+        lines(&o.stdout),
+        lines(&o.stderr),
+    )
+}
+
+/// A fresh directory holding a symlink `name` to the berth under test.
+fn berth_named(name: &str) -> (PathBuf, PathBuf) {
+    // One directory per call: tests run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("berth-persona-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join(name);
+    std::os::unix::fs::symlink(berth_bin(), &link).unwrap();
+    (dir, link)
+}
+
+/// Named docker-init or podman-init (stdout a pipe, as under an engine),
+/// berth leaves the app's lines alone and says nothing about root; named
+/// anything else, the same run is JSON with the root warning.
+#[test]
+fn persona_engine_names_default_to_plain_logs_without_the_root_warning() {
+    for name in ["docker-init", "podman-init"] {
+        let (code, out, err) = as_named(name, &[]);
+        assert_eq!(code, 0, "{name}: {err:?}");
+        assert_eq!(out, ["released 0"], "{name}: the app's line as it wrote it");
+        assert!(
+            !err.iter().any(|l| l.contains("runs as root")),
+            "{name}: {err:?}"
+        );
+        assert!(
+            err.iter().any(|l| l.starts_with("berth: app exited")),
+            "{name}: {err:?}"
+        );
+    }
+    let (code, out, _) = as_named("berth", &[]);
+    assert_eq!(code, 0);
+    let lines = json_lines(&out);
+    assert_eq!(event(&lines, "start")["init"], "entrypoint");
+    assert!(lines
+        .iter()
+        .any(|v| v["event"] == "warn" && v["msg"].as_str().unwrap_or("").contains("runs as root")));
+}
+
+/// BERTH_LOG_FORMAT still configures the persona; its start event names it.
+#[test]
+fn persona_engine_names_still_take_berth_variables_and_name_the_init() {
+    for (name, init) in [("docker-init", "docker"), ("podman-init", "podman")] {
+        let (code, out, err) = as_named(name, &[("BERTH_LOG_FORMAT", "json")]);
+        assert_eq!(code, 0, "{name}: {err:?}");
+        let lines = json_lines(&out);
+        assert_eq!(event(&lines, "start")["init"], init, "{out:?}");
+        assert_eq!(event(&lines, "start")["pid"], 1);
+        assert!(!out.iter().any(|l| l.contains("runs as root")), "{out:?}");
+    }
+}
+
+/// `berth status` finds a berth named docker-init that is not PID 1 (a
+/// shared PID namespace, `docker run --pid container:C`): its process name
+/// is the engine's, not `berth`.
+#[test]
+fn persona_status_finds_a_berth_named_docker_init_beside_pid_1() {
+    let (dir, link) = berth_named("docker-init");
+    // PID 1 is sh; the injected berth runs beside it, and the plain
+    // `berth` binary asks until it answers (bounded: 200 x 50 ms).
+    let script = "\"$1\" -- \"$2\" & \
+                  for i in $(seq 200); do \"$3\" status && exit 0; sleep 0.05; done; exit 1";
+    let mut c = in_pid_namespace();
+    c.args(["sh", "-c", script, "sh"])
+        .arg(&link)
+        .arg(example("stubborn"))
+        .arg(berth_bin());
+    let o = run_bounded(c);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line = String::from_utf8_lossy(&o.stdout);
+    let v: Value = serde_json::from_str(line.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(v["init"], "docker", "{line}");
+    assert_ne!(v["pid"], 1, "{line}");
 }
