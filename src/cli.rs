@@ -171,9 +171,16 @@ const SUBCOMMANDS: [&str; 3] = ["probe", "status", "drill"];
 
 /// The exact build: crate version plus the git commit baked in by build.rs.
 pub fn version() -> String {
+    // One line in tini's shape, `NAME version X - git.COMMIT`: dockerd runs
+    // its init with --version and keeps what follows " - git." as `docker
+    // info`'s init commit (moby daemon/info_unix.go, parseInitVersion: it
+    // splits on " - ", then the second part on "." into exactly "git" and
+    // the commit). Not "tini version": Docker would call berth tini.
     match option_env!("GIT_COMMIT_ID") {
-        Some(c) if !c.is_empty() => format!("berth {} ({c})", env!("CARGO_PKG_VERSION")),
-        _ => format!("berth {}", env!("CARGO_PKG_VERSION")),
+        Some(c) if !c.is_empty() && !c.contains(['.', ' ']) => {
+            format!("berth version {} - git.{c}", env!("CARGO_PKG_VERSION"))
+        }
+        _ => format!("berth version {}", env!("CARGO_PKG_VERSION")),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::health::target::{parse_target, Target};
 use crate::logs::json::KeyStyle;
 use crate::parse;
+use crate::persona::Init;
 use crate::signals::SignalMap;
 use crate::user::Identity;
 
@@ -73,6 +74,8 @@ pub struct Config {
     pub rlimits: Vec<parse::Rlimit>,
     pub no_new_privs: bool,
     pub keep_root: bool,
+    /// How berth was started: an engine's init or an ENTRYPOINT.
+    pub init: Init,
 }
 
 fn bad(option: &str, e: String) -> Error {
@@ -89,6 +92,8 @@ fn duration(option: &str, v: &Option<String>, default: Duration) -> Result<Durat
 /// Where the facts config needs from outside come from (tests pass fakes).
 pub struct Facts<'a> {
     pub stdout_is_tty: bool,
+    /// argv[0]'s persona (persona.rs).
+    pub init: Init,
     pub passwd: Option<&'a [u8]>,
     pub group: Option<&'a [u8]>,
 }
@@ -181,11 +186,16 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         rlimits,
         no_new_privs: !a.allow_new_privs,
         keep_root: a.keep_root,
+        init: facts.init,
     })
 }
 
 fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
     let mode = match a.log_format.as_deref() {
+        // The engine's init is a transparent one: its log driver gets the
+        // app's lines as they are, as with tini (BERTH_LOG_FORMAT=json, or
+        // the flag, still asks for JSON).
+        None if facts.init.is_engine() => LogMode::Plain,
         None | Some("auto") => {
             if facts.stdout_is_tty {
                 LogMode::Plain
@@ -354,6 +364,7 @@ mod tests {
     fn facts() -> Facts<'static> {
         Facts {
             stdout_is_tty: false,
+            init: Init::Entrypoint,
             passwd: Some(b"root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
             group: Some(b"root:x:0:\napp:x:1000:\n"),
         }
@@ -378,6 +389,20 @@ mod tests {
             ..facts()
         };
         assert_eq!(build(&args(&["x"]), &f).unwrap().log.mode, LogMode::Plain);
+    }
+
+    #[test]
+    fn an_engines_init_defaults_to_plain_but_json_can_be_asked_for() {
+        for init in [Init::Docker, Init::Podman] {
+            let f = Facts { init, ..facts() };
+            let c = build(&args(&["x"]), &f).unwrap();
+            assert_eq!((c.log.mode, c.init), (LogMode::Plain, init));
+            let mut a = args(&["x"]);
+            a.log_format = Some("json".into());
+            assert_eq!(build(&a, &f).unwrap().log.mode, LogMode::Json);
+            a.log_format = Some("auto".into());
+            assert_eq!(build(&a, &f).unwrap().log.mode, LogMode::Json);
+        }
     }
 
     #[test]

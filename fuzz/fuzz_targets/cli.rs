@@ -52,8 +52,11 @@ fuzz_target!(|input: &[u8]| {
     };
     match parse(argv, &env) {
         Ok(Invocation::Run(args)) => {
+            use berth::persona::Init;
             let facts = Facts {
                 stdout_is_tty: false,
+                // Each persona's defaults, by the input's length.
+                init: [Init::Entrypoint, Init::Docker, Init::Podman][input.len() % 3],
                 passwd: Some(PASSWD),
                 group: Some(GROUP),
             };
