@@ -269,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn issue8_out_of_fds_a_client_is_still_answered() {
+    fn out_of_fds_a_client_is_still_answered() {
         let child = crate::sys::fork_job(|| {
             let Ok(mut server) =
                 StatusServer::bind(Pid::from_raw(900_000 + std::process::id() as i32 % 1000))

@@ -1,6 +1,6 @@
 //! berth's integration tests: the real binary, as PID 1 of a fresh PID
 //! namespace or as a subreaper, driving the example apps in examples/.
-//! One module per concern; regression tests are named after their issue.
+//! One module per concern; tests are named for the behaviour they prove.
 
 mod util;
 

@@ -1055,7 +1055,7 @@ mod tests {
     /// surrogate escape was passed through, and serde_json (like other
     /// strict readers) refuses the whole line. Sent as text instead.
     #[test]
-    fn issue8_lone_surrogate_escapes_make_an_object_line_text() {
+    fn lone_surrogate_escapes_make_an_object_line_text() {
         for l in [
             &br#"{"a":"\udddd"}"#[..],
             br#"{"a":"\ud800"}"#,
