@@ -1,14 +1,23 @@
-//! The command line: a small table-driven parser, the `BERTH_*` environment
-//! fallback, help and version. Produces what the user typed as strings
-//! (`RunArgs`, `ProbeArgs`, `StatusArgs`); turning them into typed values is
+//! The command line: clap (builder API) parses argv into what the user typed
+//! as strings (`RunArgs`, `ProbeArgs`, `StatusArgs`, `DrillArgs`); the
+//! `BERTH_*` environment fallback, the one-line usage errors, help and
+//! version are here too. Turning the strings into typed values is
 //! config.rs's job, so a bad *value* is exit 125 while a bad *command line*
 //! is exit 2.
 //!
-//! Why not clap: it cost berth ~100 KiB of its 700 KiB budget (cargo bloat,
-//! docs/design.md "size") for what is one table and a loop here: options
-//! come first, the first other word starts COMMAND (or `--` does).
+//! clap is built without its help, usage and colour features (measured in
+//! docs/design.md "What clap cost": its help alone is 52 KiB): one table
+//! below drives clap's arguments, the `BERTH_*` names and `--help`. What
+//! clap brings is the parsing itself (`--opt=v`, `-uapp`, `--`, repeated
+//! options, COMMAND's words left alone) and its "did you mean" for a
+//! mistyped option.
 
 use std::ffi::OsString;
+
+use clap::builder::OsStringValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::error::Error;
 
@@ -40,6 +49,7 @@ pub struct RunArgs {
     pub log_field: Vec<String>,
     pub log_max_line: Option<String>,
     pub log_keys: Option<String>,
+    pub log_stream_level: Option<String>,
     pub log_multiline: Option<String>,
     pub health: Option<String>,
     pub health_interval: Option<String>,
@@ -69,246 +79,265 @@ pub struct StatusArgs {
     pub pid: Option<String>,
 }
 
+/// `berth drill`: its own options as typed (drill/mod.rs checks the values),
+/// the run options re-rendered as `--name=value` words for the berth child,
+/// and COMMAND.
+#[derive(Default, Debug, Clone)]
+pub struct DrillArgs {
+    /// (long name, value) of the drill's own options, in command-line order.
+    pub given: Vec<(&'static str, String)>,
+    pub run_options: Vec<OsString>,
+    pub command: Vec<OsString>,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Value,
     Repeat,
     Switch,
 }
+use Kind::{Repeat, Switch, Value};
 
-/// Every run option: (long name, short, value name, kind, help).
-const RUN_OPTIONS: &[(&str, Option<char>, &str, Kind, &str)] = &[
-    ("user", Some('u'), "USER[:GROUP]", Kind::Value, "Run the app as USER (name or uid) and GROUP, resolved from the image's /etc/passwd and /etc/group"),
-    ("chown", None, "PATH", Kind::Repeat, "Before dropping to --user, give PATH (recursively, same file system, no symlinks followed) to the app's uid:gid"),
-    ("require-non-root", None, "", Kind::Switch, "Refuse to start (125) if the app would run as uid 0"),
-    ("grace", None, "DURATION", Kind::Value, "Time the app gets after the stop signal before SIGKILL [default: 8s]"),
-    ("stop-signal", None, "SIGNAL", Kind::Value, "What the app receives when berth receives SIGTERM [default: TERM]"),
-    ("map-signal", None, "FROM:TO", Kind::Repeat, "Rewrite a forwarded signal (TO = 0 drops it)"),
-    ("preserve-fds", None, "N", Kind::Value, "Pass fds 3 .. 3+N-1 on to the app [default: 0]"),
-    ("drain", None, "DURATION", Kind::Value, "On SIGTERM, report not-ready and wait this long before the stop signal [default: 0s]"),
-    ("no-group", None, "", Kind::Switch, "Signal the app process alone, not its process group"),
-    ("success-exit", None, "CODE", Kind::Repeat, "Treat this app exit code as success (berth exits 0)"),
-    ("log-format", None, "auto|json|plain", Kind::Value, "json: one JSON object per app line on stdout; plain: pass stdout/stderr through [default: auto]"),
-    ("service", None, "NAME", Kind::Value, "The service field of every JSON line [default: basename of COMMAND]"),
-    ("log-field", None, "KEY=VALUE", Kind::Repeat, "Extra static field on every JSON line"),
-    ("log-max-line", None, "BYTES", Kind::Value, "Longest line berth emits, envelope and newline included [default: 16384]"),
-    ("log-keys", None, "default|gcp|ecs", Kind::Value, "Names of berth's own keys [default: default]"),
-    ("log-multiline", None, "indent", Kind::Value, "Join indented continuation lines (stack traces) into the previous event"),
-    ("health", None, "TARGET", Kind::Value, "Probe the app every interval (http://HOST:PORT/PATH or tcp://HOST:PORT)"),
-    ("health-interval", None, "DURATION", Kind::Value, "Time between probes [default: 10s]"),
-    ("health-timeout", None, "DURATION", Kind::Value, "Time one probe may take [default: 3s]"),
-    ("health-retries", None, "N", Kind::Value, "Consecutive failures before unhealthy [default: 3]"),
-    ("health-start-period", None, "DURATION", Kind::Value, "Failures during this time do not count [default: 0s]"),
-    ("health-start-interval", None, "DURATION", Kind::Value, "Time between probes during the start period [default: the interval]"),
-    ("status-listen", None, "ADDR:PORT", Kind::Value, "Also serve GET /livez and /readyz over HTTP"),
-    ("on-unhealthy", None, "log|exit", Kind::Value, "exit: stop the app gracefully and exit 1 when it turns unhealthy [default: log]"),
-    ("rlimit", None, "NAME=SOFT[:HARD]", Kind::Repeat, "Set a resource limit for the app (nofile, nproc, core, ...)"),
-    ("allow-new-privs", None, "", Kind::Switch, "Do not set no_new_privs for the app"),
-    ("keep-root", None, "", Kind::Switch, "Keep berth itself root after starting a non-root app"),
+/// One option: (long name, short, value name, kind, help line).
+type Opt = (&'static str, Option<char>, &'static str, Kind, &'static str);
+
+/// Every run option. The help lines are short on purpose: `berth --help`
+/// is one line per option, read at a glance (README has the long story).
+#[rustfmt::skip]
+const RUN_OPTIONS: &[Opt] = &[
+    ("user", Some('u'), "USER[:GROUP]", Value, "run the app as USER (name/uid) and GROUP"),
+    ("chown", None, "PATH", Repeat, "give PATH to the app's uid:gid first"),
+    ("require-non-root", None, "", Switch, "refuse (125) if the app would be root"),
+    ("grace", None, "DURATION", Value, "stop signal to SIGKILL [8s]"),
+    ("stop-signal", None, "SIGNAL", Value, "what the app gets on SIGTERM [TERM]"),
+    ("map-signal", None, "FROM:TO", Repeat, "rewrite a forwarded signal (TO=0: drop)"),
+    ("preserve-fds", None, "N", Value, "pass fds 3 .. 3+N-1 to the app [0]"),
+    ("drain", None, "DURATION", Value, "on SIGTERM, be not-ready this long [0s]"),
+    ("no-group", None, "", Switch, "signal the app alone, not its group"),
+    ("success-exit", None, "CODE", Repeat, "an app exit code that means success"),
+    ("log-format", None, "auto|json|plain", Value, "JSON lines, or the output as is [auto]"),
+    ("service", None, "NAME", Value, "the service field [COMMAND's name]"),
+    ("log-field", None, "KEY=VALUE", Repeat, "extra field on every JSON line"),
+    ("log-max-line", None, "BYTES", Value, "longest line berth writes [16384]"),
+    ("log-keys", None, "default|gcp|ecs", Value, "names of the ts/msg/level keys [default]"),
+    ("log-stream-level", None, "on|off", Value, "stdout info, stderr error [on: gcp, ecs]"),
+    ("log-multiline", None, "indent", Value, "join indented lines (stack traces)"),
+    ("health", None, "TARGET", Value, "probe the app (http:// or tcp:// URL)"),
+    ("health-interval", None, "DURATION", Value, "time between probes [10s]"),
+    ("health-timeout", None, "DURATION", Value, "time one probe may take [3s]"),
+    ("health-retries", None, "N", Value, "failures in a row to be unhealthy [3]"),
+    ("health-start-period", None, "DURATION", Value, "failures in it do not count [0s]"),
+    ("health-start-interval", None, "DURATION", Value, "time between probes in the start period"),
+    ("status-listen", None, "ADDR:PORT", Value, "serve GET /livez and /readyz over HTTP"),
+    ("on-unhealthy", None, "log|exit", Value, "exit: stop the app and exit 1 [log]"),
+    ("rlimit", None, "NAME=SOFT[:HARD]", Repeat, "resource limit (nofile, core, ...)"),
+    ("allow-new-privs", None, "", Switch, "do not set no_new_privs for the app"),
+    ("keep-root", None, "", Switch, "keep berth root beside a non-root app"),
 ];
 
-const ABOUT: &str = "A PID-1 init for containers: runs COMMAND (as a non-root user), forwards signals, \
-stops it gracefully, reaps zombies, probes health and writes its output as JSON lines.
+#[rustfmt::skip]
+const PROBE_OPTIONS: &[Opt] = &[
+    ("timeout", None, "DURATION", Value, "covers resolve + connect + response [3s]"),
+    ("header", None, "'NAME: VALUE'", Repeat, "extra request header"),
+    ("expect-status", None, "CODE", Repeat, "a healthy status (replaces 2xx/3xx)"),
+];
 
-Every run option can also be set as BERTH_<OPTION> (BERTH_GRACE=10s, BERTH_MAP_SIGNAL=HUP:USR1,USR2:0, \
-BERTH_NO_GROUP=1); the flag wins. Exit: the app's code, 128+N if killed by signal N; \
-2 usage, 125 bad value or setup, 126 not executable, 127 not found.
+#[rustfmt::skip]
+const STATUS_OPTIONS: &[Opt] = &[
+    ("ready", None, "", Switch, "also require ready (not draining, healthy)"),
+    ("pid", None, "N", Value, "the berth to ask [PID 1, else the one]"),
+];
 
-Also: berth probe TARGET (health probe), berth status [--ready] (ask a running berth),
-berth drill --url URL -- COMMAND (prove COMMAND survives a deploy: load, SIGTERM, count failures).";
+#[rustfmt::skip]
+const DRILL_OPTIONS: &[Opt] = &[
+    ("url", None, "URL", Value, "load target: http://HOST:PORT/PATH, loopback"),
+    ("rps", None, "N", Value, "requests per second, all together [50]"),
+    ("connections", None, "N", Value, "keep-alive connections at most [4]"),
+    ("stop-after", None, "DURATION", Value, "load before berth gets SIGTERM [2s]"),
+    ("lag", None, "DURATION", Value, "load after SIGTERM (a slow balancer) [2s]"),
+    ("timeout", None, "DURATION", Value, "one request's deadline [3s]"),
+    ("start-timeout", None, "DURATION", Value, "time the app gets to turn healthy [30s]"),
+    ("json", None, "", Switch, "print the report as one JSON object (for CI)"),
+];
+
+/// `--help` and `--version`, on berth and each subcommand.
+#[rustfmt::skip]
+const PRINT_OPTIONS: &[Opt] = &[
+    ("help", Some('h'), "", Switch, "print this help"),
+    ("version", Some('V'), "", Switch, "print the exact build"),
+];
+
+const SUBCOMMANDS: [&str; 3] = ["probe", "status", "drill"];
 
 /// The exact build: crate version plus the git commit baked in by build.rs.
 pub fn version() -> String {
+    // One line in tini's shape, `NAME version X - git.COMMIT`: dockerd runs
+    // its init with --version and keeps what follows " - git." as `docker
+    // info`'s init commit (moby daemon/info_unix.go, parseInitVersion: it
+    // splits on " - ", then the second part on "." into exactly "git" and
+    // the commit). Not "tini version": Docker would call berth tini.
     match option_env!("GIT_COMMIT_ID") {
-        Some(c) if !c.is_empty() => format!("berth {} ({c})", env!("CARGO_PKG_VERSION")),
-        _ => format!("berth {}", env!("CARGO_PKG_VERSION")),
-    }
-}
-
-/// Options of `berth probe` and `berth status`.
-const PROBE_OPTIONS: Options = &[
-    (
-        "timeout",
-        None,
-        "DURATION",
-        Kind::Value,
-        "Covers resolve + connect + response [default: 3s]",
-    ),
-    (
-        "header",
-        None,
-        "'NAME: VALUE'",
-        Kind::Repeat,
-        "Extra request header",
-    ),
-    (
-        "expect-status",
-        None,
-        "CODE",
-        Kind::Repeat,
-        "Healthy status codes (replaces the 2xx/3xx rule)",
-    ),
-];
-const STATUS_OPTIONS: Options = &[
-    (
-        "ready",
-        None,
-        "",
-        Kind::Switch,
-        "Also require ready: not draining and, with --health, a passing probe",
-    ),
-    (
-        "pid",
-        None,
-        "N",
-        Kind::Value,
-        "The berth to ask [default: PID 1 if berth, else the one berth in this PID namespace]",
-    ),
-];
-
-type Opt = (&'static str, Option<char>, &'static str, Kind, &'static str);
-type Options = &'static [Opt];
-
-/// What a scan of argv found.
-#[derive(Default)]
-struct Scanned {
-    /// (long name, value) in command-line order; switches have "".
-    given: Vec<(&'static str, String)>,
-    positionals: Vec<OsString>,
-    help: bool,
-    version: bool,
-}
-
-impl Scanned {
-    fn values(&self, long: &str) -> Vec<String> {
-        self.given
-            .iter()
-            .filter(|(k, _)| *k == long)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-    fn last(&self, long: &str) -> Option<String> {
-        self.values(long).pop()
-    }
-}
-
-/// Reads options until `--` or, with `command_follows`, the first word that
-/// is not an option (everything from there on is COMMAND, untouched).
-fn scan(args: &[OsString], options: &[Opt], command_follows: bool) -> Result<Scanned, Error> {
-    let mut out = Scanned::default();
-    let mut i = 0;
-    while i < args.len() {
-        let raw = &args[i];
-        i += 1;
-        let Some(arg) = raw.to_str() else {
-            if command_follows {
-                out.positionals.extend_from_slice(&args[i - 1..]);
-                return Ok(out);
-            }
-            out.positionals.push(raw.clone());
-            continue;
-        };
-        if arg == "--" {
-            out.positionals.extend_from_slice(&args[i..]);
-            return Ok(out);
+        Some(c) if !c.is_empty() && !c.contains(['.', ' ']) => {
+            format!("berth version {} - git.{c}", env!("CARGO_PKG_VERSION"))
         }
-        let (opt, inline) = if let Some(long) = arg.strip_prefix("--") {
-            match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (long, None),
-            }
-        } else if arg.len() >= 2 && arg.starts_with('-') && !arg.starts_with("--") {
-            // -u app, -uapp, -h, -V
-            let mut chars = arg[1..].chars();
-            let c = chars.next().unwrap_or('-');
-            let rest = chars.as_str();
-            let long = match c {
-                'h' => "help",
-                'V' => "version",
-                c => options
-                    .iter()
-                    .find(|o| o.1 == Some(c))
-                    .map(|o| o.0)
-                    .ok_or_else(|| Error::usage(format!("unknown option -{c} (berth --help)")))?,
-            };
-            (long, (!rest.is_empty()).then(|| rest.to_string()))
-        } else {
-            if command_follows {
-                out.positionals.extend_from_slice(&args[i - 1..]);
-                return Ok(out);
-            }
-            out.positionals.push(raw.clone());
-            continue;
-        };
-        match opt {
-            "help" => {
-                out.help = true;
-                continue;
-            }
-            "version" if command_follows => {
-                out.version = true;
-                continue;
-            }
-            _ => {}
-        }
-        let Some(&(long, _, _, kind, _)) = options.iter().find(|o| o.0 == opt) else {
-            return Err(Error::usage(format!(
-                "unknown option --{opt} (berth --help)"
-            )));
-        };
-        let value = match (kind, inline) {
-            (Kind::Switch, Some(_)) => {
-                return Err(Error::usage(format!(
-                    "--{long} takes no value (berth --help)"
-                )))
-            }
-            (Kind::Switch, None) => String::new(),
-            (_, Some(v)) => v,
-            (_, None) => {
-                let v = args.get(i).and_then(|v| v.to_str()).ok_or_else(|| {
-                    Error::usage(format!(
-                        "--{long} needs a value: {} (berth --help)",
-                        options
-                            .iter()
-                            .find(|o| o.0 == long)
-                            .map(|o| o.2)
-                            .unwrap_or("")
-                    ))
-                })?;
-                i += 1;
-                v.to_string()
-            }
-        };
-        out.given.push((long, value));
+        _ => format!("berth version {}", env!("CARGO_PKG_VERSION")),
     }
-    Ok(out)
+}
+
+/// clap's arguments for a table of options. Values are taken as they come,
+/// even when they begin with `-` (`--map-signal -x` is config.rs's to judge).
+fn clap_args(options: &'static [Opt]) -> impl Iterator<Item = Arg> {
+    options.iter().map(|&(long, short, value, kind, _)| {
+        let arg = Arg::new(long).long(long);
+        let arg = match short {
+            Some(c) => arg.short(c),
+            None => arg,
+        };
+        match kind {
+            Switch => arg.action(ArgAction::SetTrue),
+            Value => arg
+                .value_name(value)
+                .action(ArgAction::Set)
+                .allow_hyphen_values(true),
+            Repeat => arg
+                .value_name(value)
+                .action(ArgAction::Append)
+                .allow_hyphen_values(true),
+        }
+    })
+}
+
+/// COMMAND: the first word that is not an option (or the words after
+/// `--`); it takes everything after it untouched (`berth ls -la`).
+fn command_arg() -> Arg {
+    Arg::new("COMMAND")
+        .action(ArgAction::Append)
+        .num_args(1..)
+        .trailing_var_arg(true)
+        .value_parser(OsStringValueParser::new())
+}
+
+fn clap_command(name: &'static str, options: &'static [Opt]) -> Command {
+    Command::new(name)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        // An option given twice: the last wins (as `BERTH_*` under a flag).
+        .args_override_self(true)
+        .args(clap_args(PRINT_OPTIONS))
+        .args(clap_args(options))
+}
+
+/// The clap command for `berth` (`sub` None) or one subcommand. Only the
+/// one in use is built: building clap's arguments is most of what parsing
+/// costs at start (docs/design.md), and berth starts every container.
+fn clap_for(sub: Option<&'static str>) -> Command {
+    match sub {
+        Some("probe") => clap_command("probe", PROBE_OPTIONS).arg(
+            Arg::new("TARGET")
+                .action(ArgAction::Append)
+                .value_parser(OsStringValueParser::new()),
+        ),
+        Some("status") => clap_command("status", STATUS_OPTIONS),
+        Some(_) => clap_command("drill", DRILL_OPTIONS)
+            .args(clap_args(RUN_OPTIONS))
+            .arg(command_arg()),
+        None => clap_command("berth", RUN_OPTIONS).arg(command_arg()),
+    }
 }
 
 /// Parses argv (reading nothing but the environment).
 pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invocation, Error> {
-    let args = argv.get(1..).unwrap_or(&[]);
-    match args.first().and_then(|a| a.to_str()) {
-        Some("probe") => return parse_probe(&args[1..]),
-        Some("status") => return parse_status(&args[1..]),
-        Some("drill") => return parse_drill(&args[1..]),
-        _ => {}
+    // `probe`, `status` and `drill` are subcommands as the first word only:
+    // after an option, or after `--`, `probe` is a COMMAND.
+    let sub = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .and_then(|a| SUBCOMMANDS.into_iter().find(|s| *s == a));
+    // clap takes the first word as the program's name: `berth` or the
+    // subcommand's.
+    let words = &argv[usize::from(sub.is_some())..];
+    let m = clap_for(sub)
+        .try_get_matches_from(words)
+        .map_err(|e| usage_error(&e, sub))?;
+    if m.get_flag("help") {
+        return Ok(Invocation::Print(help_for(sub.unwrap_or(""))));
     }
-    let m = scan(args, RUN_OPTIONS, true)?;
-    if m.help {
-        return Ok(Invocation::Print(run_help()));
-    }
-    if m.version {
+    if m.get_flag("version") {
         return Ok(Invocation::Print(version() + "\n"));
     }
-    let mut a = RunArgs::default();
+    match sub {
+        Some("probe") => parse_probe(&m),
+        Some("status") => Ok(Invocation::Status(StatusArgs {
+            ready: m.get_flag("ready"),
+            pid: values(&m, "pid").pop(),
+        })),
+        Some(_) => parse_drill(&m),
+        None => parse_run(&m, env),
+    }
+}
+
+/// clap's error as one line: container log drivers turn each stderr line
+/// into its own event, so clap's usage and tip lines are folded into it.
+fn usage_error(e: &clap::Error, sub: Option<&str>) -> Error {
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => s.as_str(),
+        _ => "",
+    };
+    let arg = context(ContextKind::InvalidArg);
+    let what = match e.kind() {
+        ErrorKind::UnknownArgument if arg.starts_with('-') => format!("unknown option {arg}"),
+        ErrorKind::UnknownArgument => format!("unexpected argument {arg:?}"),
+        // The one invalid value clap itself finds: none at all.
+        ErrorKind::InvalidValue => match arg.split_once(' ') {
+            Some((flag, value)) => {
+                format!("{flag} needs a value: {}", value.trim_matches(['<', '>']))
+            }
+            None => format!("{arg} needs a value"),
+        },
+        ErrorKind::TooManyValues => format!("{arg} takes no value"),
+        kind => format!("{kind} {arg}").trim_end().to_string(),
+    };
+    let did_you_mean = match context(ContextKind::SuggestedArg) {
+        "" => String::new(),
+        s => format!(" (did you mean {s}?)"),
+    };
+    let (prefix, help) = match sub {
+        Some(s) => (format!("{s}: "), format!("berth {s} --help")),
+        None => (String::new(), "berth --help".to_string()),
+    };
+    Error::usage(format!("{prefix}{what}{did_you_mean}; see {help}"))
+}
+
+/// The values given on the command line for one option, in order.
+fn values(m: &ArgMatches, long: &str) -> Vec<String> {
+    m.get_many::<String>(long)
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
+}
+
+fn positionals(m: &ArgMatches, id: &str) -> Vec<OsString> {
+    m.get_many::<OsString>(id)
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Whether the user typed the option (not clap's `false` for a switch).
+fn given(m: &ArgMatches, long: &str) -> bool {
+    m.value_source(long) == Some(ValueSource::CommandLine)
+}
+
+fn parse_run(m: &ArgMatches, env: &[(OsString, OsString)]) -> Result<Invocation, Error> {
     let from_env = berth_env(env)?;
+    let mut a = RunArgs::default();
     for &(long, _, _, kind, _) in RUN_OPTIONS {
-        let given = m.values(long);
-        let values: Vec<String> = if !given.is_empty() {
-            given
+        let values: Vec<String> = if given(m, long) {
+            match kind {
+                Switch => vec![String::new()],
+                _ => values(m, long),
+            }
         } else if let Some((var, v)) = from_env.iter().find(|(k, _)| is_env_name_of(k, long)) {
             match kind {
-                Kind::Switch => {
+                Switch => {
                     let on = crate::parse::switch(v)
                         .map_err(|e| Error::config(format!("{var}: {e}")))?;
                     if on {
@@ -317,8 +346,8 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
                         vec![]
                     }
                 }
-                Kind::Value => vec![v.clone()],
-                Kind::Repeat => v
+                Value => vec![v.clone()],
+                Repeat => v
                     .split(',')
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)
@@ -329,10 +358,10 @@ pub fn parse(argv: Vec<OsString>, env: &[(OsString, OsString)]) -> Result<Invoca
         };
         set(&mut a, long, values);
     }
-    a.command = m.positionals;
+    a.command = positionals(m, "COMMAND");
     if a.command.is_empty() {
         return Err(Error::usage(
-            "no COMMAND given: usage: berth [OPTIONS] [--] COMMAND [ARG...] (berth --help)",
+            "no COMMAND given: usage: berth [OPTIONS] [--] COMMAND [ARG...]; see berth --help",
         ));
     }
     Ok(Invocation::Run(Box::new(a)))
@@ -393,6 +422,7 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
         "service" => a.service = one,
         "log-max-line" => a.log_max_line = one,
         "log-keys" => a.log_keys = one,
+        "log-stream-level" => a.log_stream_level = one,
         "log-multiline" => a.log_multiline = one,
         "health" => a.health = one,
         "health-interval" => a.health_interval = one,
@@ -419,16 +449,8 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
     }
 }
 
-fn parse_probe(args: &[OsString]) -> Result<Invocation, Error> {
-    let m = scan(args, PROBE_OPTIONS, false)?;
-    if m.help {
-        return Ok(Invocation::Print(help(
-            "berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH or tcp://HOST:PORT)",
-            "One health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.",
-            PROBE_OPTIONS,
-        )));
-    }
-    let target = match m.positionals.as_slice() {
+fn parse_probe(m: &ArgMatches) -> Result<Invocation, Error> {
+    let target = match positionals(m, "TARGET").as_slice() {
         [t] => t
             .to_str()
             .map(str::to_string)
@@ -446,79 +468,38 @@ fn parse_probe(args: &[OsString]) -> Result<Invocation, Error> {
     };
     Ok(Invocation::Probe(ProbeArgs {
         target,
-        timeout: m.last("timeout"),
-        header: m.values("header"),
-        expect_status: m.values("expect-status"),
+        timeout: values(m, "timeout").pop(),
+        header: values(m, "header"),
+        expect_status: values(m, "expect-status"),
     }))
 }
 
-fn parse_status(args: &[OsString]) -> Result<Invocation, Error> {
-    let m = scan(args, STATUS_OPTIONS, false)?;
-    if m.help {
-        return Ok(Invocation::Print(help(
-            "berth status [--ready] [--pid N]",
-            "Ask a running berth for the app's state. Exit 0 running and not unhealthy, 1 otherwise, 2 no berth answers.",
-            STATUS_OPTIONS,
-        )));
-    }
-    if let Some(p) = m.positionals.first() {
-        return Err(Error::usage(format!(
-            "status: unexpected argument {:?}: usage: berth status [--ready] [--pid N]",
-            p
-        )));
-    }
-    Ok(Invocation::Status(StatusArgs {
-        ready: !m.values("ready").is_empty(),
-        pid: m.last("pid"),
-    }))
-}
-
-/// `berth drill`: its own options as typed (drill/mod.rs checks the values),
-/// the run options re-rendered as `--name=value` words for the berth child,
-/// and COMMAND.
-#[derive(Default, Debug, Clone)]
-pub struct DrillArgs {
-    /// (long name, value) of the drill's own options, in command-line order.
-    pub given: Vec<(&'static str, String)>,
-    pub run_options: Vec<OsString>,
-    pub command: Vec<OsString>,
-}
-
-#[rustfmt::skip]
-const DRILL_OPTIONS: Options = &[
-    ("url", None, "URL", Kind::Value, "Where to send the load: http://HOST:PORT/PATH on loopback (required)"),
-    ("rps", None, "N", Kind::Value, "Requests per second, all connections together [default: 50]"),
-    ("connections", None, "N", Kind::Value, "Keep-alive connections at most [default: 4]"),
-    ("stop-after", None, "DURATION", Kind::Value, "Load before berth gets SIGTERM [default: 2s]"),
-    ("lag", None, "DURATION", Kind::Value, "Load after SIGTERM: how late the load balancer notices [default: 2s]"),
-    ("timeout", None, "DURATION", Kind::Value, "One request's deadline [default: 3s]"),
-    ("start-timeout", None, "DURATION", Kind::Value, "Time the app gets to turn healthy (--health, else --url) [default: 30s]"),
-    ("json", None, "", Kind::Switch, "Print the report as one JSON object (for CI)"),
-];
-
-fn parse_drill(args: &[OsString]) -> Result<Invocation, Error> {
-    let m = scan(args, &[DRILL_OPTIONS, RUN_OPTIONS].concat(), true)?;
-    if m.help || m.version {
-        let mut h = help(
-            "berth drill [OPTIONS] [RUN OPTIONS] --url URL -- COMMAND [ARG...]",
-            "Prove COMMAND survives a deploy: run it under berth with the RUN OPTIONS (--drain, --grace, \
---user, --stop-signal, ... see berth --help), wait until it is healthy, send HTTP/1.1 keep-alive load, \
-send SIGTERM, keep the load on for --lag, and report what failed and how to fix it. \
-Exit 0 when nothing failed, 1 otherwise, 2 usage error.",
-            DRILL_OPTIONS,
-        );
-        h.push_str("  [RUN OPTIONS]\n          Every option of berth --help, passed on to berth\n");
-        return Ok(Invocation::Print(h));
-    }
-    let mut d = DrillArgs::default();
-    for (long, value) in m.given {
-        match RUN_OPTIONS.iter().find(|o| o.0 == long) {
-            Some(o) if o.3 == Kind::Switch => d.run_options.push(format!("--{long}").into()),
-            Some(_) => d.run_options.push(format!("--{long}={value}").into()),
-            None => d.given.push((long, value)),
+fn parse_drill(m: &ArgMatches) -> Result<Invocation, Error> {
+    // (position on the command line, long name, kind, value) of every
+    // option typed, so both lists keep the order they were given in.
+    let mut typed: Vec<(usize, &'static str, Kind, String)> = Vec::new();
+    for &(long, _, _, kind, _) in DRILL_OPTIONS.iter().chain(RUN_OPTIONS) {
+        if !given(m, long) {
+            continue;
+        }
+        let at = m.indices_of(long).into_iter().flatten();
+        match kind {
+            Switch => typed.extend(at.take(1).map(|i| (i, long, kind, String::new()))),
+            _ => typed.extend(at.zip(values(m, long)).map(|(i, v)| (i, long, kind, v))),
         }
     }
-    d.command = m.positionals;
+    typed.sort_by_key(|t| t.0);
+    let mut d = DrillArgs::default();
+    for (_, long, kind, value) in typed {
+        if DRILL_OPTIONS.iter().any(|o| o.0 == long) {
+            d.given.push((long, value));
+        } else if kind == Switch {
+            d.run_options.push(format!("--{long}").into());
+        } else {
+            d.run_options.push(format!("--{long}={value}").into());
+        }
+    }
+    d.command = positionals(m, "COMMAND");
     if d.command.is_empty() {
         return Err(Error::usage(
             "drill: no COMMAND given: usage: berth drill [OPTIONS] --url URL -- COMMAND [ARG...]",
@@ -527,28 +508,71 @@ Exit 0 when nothing failed, 1 otherwise, 2 usage error.",
     Ok(Invocation::Drill(Box::new(d)))
 }
 
-fn run_help() -> String {
-    let mut h = help(
-        "berth [OPTIONS] [--] COMMAND [ARG...]\n       berth probe [OPTIONS] TARGET\n       berth status [--ready] [--pid N]\n       berth drill [OPTIONS] --url URL -- COMMAND [ARG...]",
-        ABOUT,
-        RUN_OPTIONS,
-    );
-    h.push_str("  -V, --version\n          Print the exact build and exit\n");
-    h
+const RUN_HEAD: &str = "\
+berth: a PID-1 init for containers. Runs COMMAND (as a non-root user), forwards
+signals, stops it gracefully, reaps zombies, probes health, logs JSON lines.
+
+Usage: berth [OPTIONS] [--] COMMAND [ARG...]
+       berth probe [OPTIONS] TARGET        one health probe (berth probe --help)
+       berth status [--ready] [--pid N]    ask a running berth about the app
+       berth drill [OPTIONS] --url URL -- COMMAND [ARG...]
+                                           prove COMMAND survives a deploy";
+
+const RUN_TAIL: &str = "\
+Every option is also a variable BERTH_<OPTION> (the flag wins): BERTH_GRACE=10s,
+BERTH_NO_GROUP=1 (1/true/yes, 0/false/no); repeatable ones (VALUE...) take a
+comma-separated list: BERTH_MAP_SIGNAL=HUP:USR1,USR2:0.
+Exit: the app's code, 128+N if killed by signal N; 2 usage, 125 bad value or
+setup, 126 COMMAND not executable, 127 not found.";
+
+fn help_for(sub: &str) -> String {
+    match sub {
+        "probe" => help(
+            "berth probe: one health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.\n\n\
+             Usage: berth probe [OPTIONS] TARGET  (http://HOST[:PORT]/PATH, tcp://HOST:PORT)",
+            &[PROBE_OPTIONS],
+            "",
+        ),
+        "status" => help(
+            "berth status: ask a running berth for the app's state. Exit 0 running and not\n\
+             unhealthy, 1 otherwise, 2 when no berth answers.\n\n\
+             Usage: berth status [--ready] [--pid N]",
+            &[STATUS_OPTIONS],
+            "",
+        ),
+        "drill" => help(
+            "berth drill: prove COMMAND survives a deploy. Runs it under berth with the RUN\n\
+             OPTIONS, waits until it is healthy, sends HTTP keep-alive load, sends SIGTERM,\n\
+             keeps the load on for --lag and reports what failed and how to fix it.\n\
+             Exit 0 when no request failed, 1 otherwise, 2 usage error.\n\n\
+             Usage: berth drill [OPTIONS] [RUN OPTIONS] --url URL -- COMMAND [ARG...]",
+            &[DRILL_OPTIONS],
+            "RUN OPTIONS: every option of berth --help, passed on to berth.",
+        ),
+        _ => help(RUN_HEAD, &[RUN_OPTIONS], RUN_TAIL),
+    }
 }
 
-fn help(usage: &str, about: &str, options: Options) -> String {
-    let mut h = format!("{about}\n\nUsage: {usage}\n\nOptions:\n");
-    for &(long, short, value, _, text) in options {
-        let short = short.map(|c| format!("-{c}, ")).unwrap_or_default();
-        let value = if value.is_empty() {
-            String::new()
-        } else {
-            format!(" {value}")
-        };
-        h.push_str(&format!("  {short}--{long}{value}\n          {text}\n"));
+/// One line per option, as tini and curl print theirs.
+fn help(head: &str, tables: &[&[Opt]], tail: &str) -> String {
+    let left = |&(long, short, value, kind, _): &Opt| {
+        let short = short
+            .map(|c| format!("-{c}, "))
+            .unwrap_or_else(|| "    ".into());
+        let repeat = if kind == Repeat { "..." } else { "" };
+        format!("  {short}--{long} {value}{repeat}")
+    };
+    let options = || tables.iter().copied().flatten().chain(PRINT_OPTIONS);
+    let width = options().map(|o| left(o).len()).max().unwrap_or(0) + 2;
+    let mut h = format!("{head}\n\nOptions:\n");
+    for o in options() {
+        h.push_str(&format!("{:width$}{}\n", left(o), o.4));
     }
-    h.push_str("  -h, --help\n          Print help\n");
+    if !tail.is_empty() {
+        h.push('\n');
+        h.push_str(tail);
+        h.push('\n');
+    }
     h
 }
 
@@ -737,6 +761,134 @@ mod tests {
                 .exit_code(),
             2
         );
+    }
+
+    fn usage_message(argv: &[&str]) -> String {
+        let e = parse(os(argv), &[]).err().expect("a usage error");
+        assert_eq!(e.exit_code(), 2, "{}", e.message());
+        e.message().to_string()
+    }
+
+    #[test]
+    fn a_mistyped_option_gets_clap_s_suggestion_in_one_line() {
+        assert_eq!(
+            usage_message(&["berth", "--grase", "1s", "true"]),
+            "unknown option --grase (did you mean --grace?); see berth --help"
+        );
+        assert_eq!(
+            usage_message(&["berth", "drill", "--connectons", "9", "--", "true"]),
+            "drill: unknown option --connectons (did you mean --connections?); see berth drill --help"
+        );
+        assert_eq!(
+            usage_message(&["berth", "--grace"]),
+            "--grace needs a value: DURATION; see berth --help"
+        );
+        assert_eq!(
+            usage_message(&["berth", "--no-group=1", "true"]),
+            "--no-group takes no value; see berth --help"
+        );
+    }
+
+    #[test]
+    fn an_unknown_option_quoting_a_newline_stays_one_line() {
+        for argv in [
+            &["berth", "--bo\ngus", "true"][..],
+            &["berth", "status", "x\ny"],
+            &["berth", "-\n", "true"],
+        ] {
+            let m = usage_message(argv);
+            assert!(!m.contains('\n'), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_argv_is_a_usage_error() {
+        assert_eq!(parse(vec![], &[]).err().unwrap().exit_code(), 2);
+    }
+
+    #[test]
+    fn values_that_look_like_options_are_values() {
+        let a = run(
+            &["berth", "--map-signal", "-x", "--grace", "--", "true"],
+            &[],
+        );
+        assert_eq!(a.map_signal, vec!["-x"]);
+        assert_eq!(a.grace.as_deref(), Some("--"));
+        assert_eq!(a.command, os(&["true"]));
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_value_option_wins() {
+        let a = run(
+            &[
+                "berth",
+                "--grace=1s",
+                "-u",
+                "a",
+                "-ub",
+                "--grace",
+                "2s",
+                "x",
+            ],
+            &[],
+        );
+        assert_eq!(a.grace.as_deref(), Some("2s"));
+        assert_eq!(a.user.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_subcommand_name_after_an_option_is_the_command() {
+        let a = run(&["berth", "--no-group", "probe", "--timeout", "1s"], &[]);
+        assert!(a.no_group);
+        assert_eq!(a.command, os(&["probe", "--timeout", "1s"]));
+        let a = run(&["berth", "true", "probe"], &[]);
+        assert_eq!(a.command, os(&["true", "probe"]));
+    }
+
+    #[test]
+    fn a_command_that_is_not_utf8_still_runs() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(b"/bin/\xff".to_vec());
+        let argv = vec!["berth".into(), odd.clone(), "-x".into()];
+        let Ok(Invocation::Run(a)) = parse(argv, &[]) else {
+            panic!("not a run")
+        };
+        assert_eq!(a.command, vec![odd, "-x".into()]);
+    }
+
+    #[test]
+    fn log_stream_level_is_collected_from_flag_and_variable() {
+        let a = run(&["berth", "--log-stream-level", "on", "true"], &[]);
+        assert_eq!(a.log_stream_level.as_deref(), Some("on"));
+        let a = run(&["berth", "true"], &[("BERTH_LOG_STREAM_LEVEL", "off")]);
+        assert_eq!(a.log_stream_level.as_deref(), Some("off"));
+    }
+
+    #[test]
+    fn each_subcommand_has_its_help_and_every_one_the_version() {
+        for (argv, needle) in [
+            (&["berth", "probe", "--help"][..], "--expect-status"),
+            (&["berth", "status", "-h"], "--ready"),
+            (&["berth", "drill", "--help"], "--start-timeout"),
+            (&["berth", "--grace", "1s", "-h", "true"], "--rlimit"),
+        ] {
+            match parse(os(argv), &[]) {
+                Ok(Invocation::Print(t)) => assert!(t.contains(needle), "{argv:?}: {t}"),
+                _ => panic!("{argv:?}: no help"),
+            }
+        }
+        assert!(
+            matches!(parse(os(&["berth", "probe", "-V"]), &[]), Ok(Invocation::Print(t)) if t == version() + "\n")
+        );
+    }
+
+    #[test]
+    fn every_run_option_is_in_the_help_once() {
+        let h = help_for("");
+        for o in RUN_OPTIONS {
+            let n = h.matches(&format!("--{} ", o.0)).count();
+            assert_eq!(n, 1, "--{} in {h}", o.0);
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::health::target::{parse_target, Target};
 use crate::logs::json::KeyStyle;
 use crate::parse;
+use crate::persona::Init;
 use crate::signals::SignalMap;
 use crate::user::Identity;
 
@@ -34,6 +35,8 @@ pub struct LogConfig {
     pub fields: Vec<(String, String)>,
     pub max_line_bytes: usize,
     pub keys: KeyStyle,
+    /// Text lines carry their stream's level (`--log-stream-level`).
+    pub stream_level: bool,
     pub multiline: bool,
 }
 
@@ -71,6 +74,8 @@ pub struct Config {
     pub rlimits: Vec<parse::Rlimit>,
     pub no_new_privs: bool,
     pub keep_root: bool,
+    /// How berth was started: an engine's init or an ENTRYPOINT.
+    pub init: Init,
 }
 
 fn bad(option: &str, e: String) -> Error {
@@ -87,6 +92,8 @@ fn duration(option: &str, v: &Option<String>, default: Duration) -> Result<Durat
 /// Where the facts config needs from outside come from (tests pass fakes).
 pub struct Facts<'a> {
     pub stdout_is_tty: bool,
+    /// argv[0]'s persona (persona.rs).
+    pub init: Init,
     pub passwd: Option<&'a [u8]>,
     pub group: Option<&'a [u8]>,
 }
@@ -179,11 +186,16 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         rlimits,
         no_new_privs: !a.allow_new_privs,
         keep_root: a.keep_root,
+        init: facts.init,
     })
 }
 
 fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
     let mode = match a.log_format.as_deref() {
+        // The engine's init is a transparent one: its log driver gets the
+        // app's lines as they are, as with tini (BERTH_LOG_FORMAT=json, or
+        // the flag, still asks for JSON).
+        None if facts.init.is_engine() => LogMode::Plain,
         None | Some("auto") => {
             if facts.stdout_is_tty {
                 LogMode::Plain
@@ -216,7 +228,16 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
     };
     let mut fields = Vec::new();
     for f in &a.log_field {
-        fields.push(parse::key_value(f).map_err(|e| bad("log-field", e))?);
+        let (k, v) = parse::key_value(f).map_err(|e| bad("log-field", e))?;
+        // `stream` is always the stream a line came from: a static one
+        // would make every app line look like another (or like berth's).
+        if k == "stream" {
+            return Err(bad(
+                "log-field",
+                format!("\"{f}\": stream is berth's own key (the line's real stream)"),
+            ));
+        }
+        fields.push((k, v));
     }
     let max_line_bytes = match &a.log_max_line {
         None => DEFAULT_MAX_LINE,
@@ -242,6 +263,20 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
             ))
         }
     };
+    // GKE's agent gives plain stderr lines ERROR and stdout lines INFO;
+    // berth merges both onto stdout, so it says the stream's level itself
+    // where the key style is one a log platform reads.
+    let stream_level = match a.log_stream_level.as_deref() {
+        None => keys != KeyStyle::Default,
+        Some("on") => true,
+        Some("off") => false,
+        Some(o) => {
+            return Err(bad(
+                "log-stream-level",
+                format!("\"{o}\": expected on or off"),
+            ))
+        }
+    };
     let multiline = match a.log_multiline.as_deref() {
         None => false,
         Some("indent") => true,
@@ -253,6 +288,7 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
         fields,
         max_line_bytes,
         keys,
+        stream_level,
         multiline,
     })
 }
@@ -328,6 +364,7 @@ mod tests {
     fn facts() -> Facts<'static> {
         Facts {
             stdout_is_tty: false,
+            init: Init::Entrypoint,
             passwd: Some(b"root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
             group: Some(b"root:x:0:\napp:x:1000:\n"),
         }
@@ -355,6 +392,20 @@ mod tests {
     }
 
     #[test]
+    fn an_engines_init_defaults_to_plain_but_json_can_be_asked_for() {
+        for init in [Init::Docker, Init::Podman] {
+            let f = Facts { init, ..facts() };
+            let c = build(&args(&["x"]), &f).unwrap();
+            assert_eq!((c.log.mode, c.init), (LogMode::Plain, init));
+            let mut a = args(&["x"]);
+            a.log_format = Some("json".into());
+            assert_eq!(build(&a, &f).unwrap().log.mode, LogMode::Json);
+            a.log_format = Some("auto".into());
+            assert_eq!(build(&a, &f).unwrap().log.mode, LogMode::Json);
+        }
+    }
+
+    #[test]
     fn bad_values_are_125_and_name_the_option() {
         type Setter = fn(&mut RunArgs);
         let cases: Vec<(Setter, &str)> = vec![
@@ -368,6 +419,11 @@ mod tests {
             (|a| a.user = Some("nobody-here".into()), "--user"),
             (|a| a.preserve_fds = Some("-1".into()), "--preserve-fds"),
             (|a| a.health = Some("https://x/".into()), "--health"),
+            (
+                |a| a.log_stream_level = Some("yes".into()),
+                "--log-stream-level",
+            ),
+            (|a| a.log_field = vec!["stream=berth".into()], "--log-field"),
         ];
         for (set, name) in cases {
             let mut a = args(&["x"]);
@@ -397,5 +453,23 @@ mod tests {
         assert_eq!(build(&a, &facts()).err().unwrap().exit_code(), 125);
         a.user = Some("app".into());
         assert!(build(&a, &facts()).is_ok());
+    }
+
+    #[test]
+    fn stream_level_defaults_on_for_gcp_and_ecs_only() {
+        for (keys, flag, want) in [
+            (None, None, false),
+            (Some("default"), None, false),
+            (Some("gcp"), None, true),
+            (Some("ecs"), None, true),
+            (Some("gcp"), Some("off"), false),
+            (Some("default"), Some("on"), true),
+        ] {
+            let mut a = args(&["x"]);
+            a.log_keys = keys.map(Into::into);
+            a.log_stream_level = flag.map(Into::into);
+            let c = build(&a, &facts()).unwrap();
+            assert_eq!(c.log.stream_level, want, "{keys:?} {flag:?}");
+        }
     }
 }

@@ -108,7 +108,7 @@ mod tests {
     /// Found by fuzz/fuzz_targets/cli.rs: `--rlimit "n\n…"` quoted the value
     /// raw, so one error took several stderr lines.
     #[test]
-    fn issue8_error_quoting_a_newline_stays_one_line() {
+    fn error_quoting_a_newline_stays_one_line() {
         let e = Error::config("--rlimit \"n\n\0x\": unknown limit");
         assert_eq!(e.message(), "--rlimit \"n\\n\\u{0}x\": unknown limit");
         assert!(!e.to_string().contains('\n'));

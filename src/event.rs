@@ -147,6 +147,7 @@ impl Supervisor {
             &cfg.log.fields,
             cfg.log.max_line_bytes,
             cfg.log.keys,
+            cfg.log.stream_level,
         )
         .map_err(Error::config)?;
         let json = cfg.log.mode == LogMode::Json;
@@ -320,9 +321,12 @@ impl Supervisor {
                 command: &s.cfg.command,
                 memory_limit_bytes: limits.memory_limit_bytes,
                 cpu_limit: limits.cpu_limit,
+                init: s.cfg.init.name(),
             },
         );
-        if app_uid == 0 {
+        // As the engine's init, the engine chose the user (`docker run
+        // --user`): a warning in every root container would be noise.
+        if app_uid == 0 && !s.cfg.init.is_engine() {
             warnings.push(
                 "the app runs as root (uid 0): give --user to run it as a non-root user".into(),
             );
@@ -566,6 +570,7 @@ impl Supervisor {
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             pid: self.own_pid.as_raw() as u32,
+            init: self.cfg.init.name(),
             app_pid: self.app.as_raw() as u32,
             app_uid: self
                 .cfg

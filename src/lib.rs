@@ -18,6 +18,7 @@ pub mod health;
 pub mod http;
 pub mod logs;
 pub mod parse;
+pub mod persona;
 pub mod privs;
 pub mod reap;
 pub mod shutdown;
@@ -42,6 +43,8 @@ pub fn main() -> u8 {
     // the inherited mask back just before exec.
     let inherited_mask = sys::block_signals();
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Before cli::parse takes argv: the engines' init names (persona.rs).
+    let init = persona::Init::from_argv0(argv.first().map(|a| a.as_os_str()));
     let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let invocation = match cli::parse(argv, &env) {
         Ok(i) => i,
@@ -69,7 +72,7 @@ pub fn main() -> u8 {
         Invocation::Drill(_) => fail(&Error::usage(
             "drill: this berth was built without it (cargo feature \"drill\")",
         )),
-        Invocation::Run(args) => match build_config(&args) {
+        Invocation::Run(args) => match build_config(&args, init) {
             Ok(cfg) => event::run(cfg, env, inherited_mask),
             Err(e) => fail(&e),
         },
@@ -78,7 +81,8 @@ pub fn main() -> u8 {
 
 /// Run options → `Config`, reading the image's user database when `--user`
 /// asks for it (also used by `berth drill` to check the options it passes on).
-pub fn build_config(args: &cli::RunArgs) -> Result<config::Config, Error> {
+/// `init`: how berth was started (persona.rs), which moves some defaults.
+pub fn build_config(args: &cli::RunArgs, init: persona::Init) -> Result<config::Config, Error> {
     let passwd = args
         .user
         .as_ref()
@@ -89,6 +93,7 @@ pub fn build_config(args: &cli::RunArgs) -> Result<config::Config, Error> {
         .and_then(|_| std::fs::read("/etc/group").ok());
     let facts = config::Facts {
         stdout_is_tty: sys::isatty(1),
+        init,
         passwd: passwd.as_deref(),
         group: group.as_deref(),
     };

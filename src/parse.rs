@@ -382,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn issue8_realtime_offset_overflow_is_an_error() {
+    fn realtime_offset_overflow_is_an_error() {
         for s in ["RTMIN+2147483647", "RTMAX--2147483648", "RTMIN-2147483648"] {
             assert!(signal(s).is_err(), "{s}");
         }

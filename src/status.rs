@@ -21,6 +21,8 @@ use nix::unistd::Pid;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     pub pid: u32,
+    /// How berth was started (persona.rs): `docker`, `podman`, `entrypoint`.
+    pub init: &'static str,
     pub app_pid: u32,
     pub app_uid: u32,
     pub uptime_s: f64,
@@ -39,6 +41,7 @@ impl Snapshot {
     pub fn example() -> Snapshot {
         Snapshot {
             pid: 1,
+            init: "entrypoint",
             app_pid: 7,
             app_uid: 1000,
             uptime_s: 12.5,
@@ -56,8 +59,9 @@ impl Snapshot {
     /// The one JSON line `berth status` prints.
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"pid\":{},\"app_pid\":{},\"uptime_s\":{:.3},\"health\":\"{}\",\"ready\":{},\"draining\":{}}}\n",
+            "{{\"pid\":{},\"init\":\"{}\",\"app_pid\":{},\"uptime_s\":{:.3},\"health\":\"{}\",\"ready\":{},\"draining\":{}}}\n",
             self.pid,
+            self.init,
             self.app_pid,
             self.uptime_s,
             self.health,
@@ -196,7 +200,8 @@ pub fn find_and_ask(pid: Option<u32>, timeout: Duration) -> Asked {
                 continue;
             }
             let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
-            if comm.trim_end() == "berth" {
+            // Under an engine's --init, berth's comm is the engine's name.
+            if crate::persona::COMMS.contains(&comm.trim_end()) {
                 found.push(p);
             }
         }
@@ -264,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn issue8_out_of_fds_a_client_is_still_answered() {
+    fn out_of_fds_a_client_is_still_answered() {
         let child = crate::sys::fork_job(|| {
             let Ok(mut server) =
                 StatusServer::bind(Pid::from_raw(900_000 + std::process::id() as i32 % 1000))
@@ -311,6 +316,7 @@ mod tests {
         let j = snap().to_json();
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["pid"], 1);
+        assert_eq!(v["init"], "entrypoint");
         assert_eq!(v["app_pid"], 7);
         assert_eq!(v["health"], "healthy");
         assert_eq!(v["ready"], true);

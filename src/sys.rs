@@ -745,9 +745,41 @@ pub fn is_json_plain_ascii(bytes: &[u8]) -> bool {
     }
 }
 
+/// The same question without SSE2 (aarch64, i686, ...): eight bytes per
+/// step in a u64 (SWAR), so no architecture's build falls back to a byte
+/// loop. Each test below is exact for "some byte of the word is ...":
+/// `x - 0x20…20 & !x & 0x80…80` for a byte below 0x20 (Hacker's Delight
+/// "hasless"), the high bit for a byte >= 0x80, and a zero byte of `x ^ c…c`
+/// for a byte equal to c.
 #[cfg(not(target_arch = "x86_64"))]
 pub fn is_json_plain_ascii(bytes: &[u8]) -> bool {
-    bytes
+    is_json_plain_ascii_swar(bytes)
+}
+
+/// Compiled on x86_64 too, so its unit test runs on every build machine.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn is_json_plain_ascii_swar(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    fn has_zero_byte(v: u64) -> bool {
+        v.wrapping_sub(ONES) & !v & HIGH != 0
+    }
+    fn bad(x: u64) -> bool {
+        x & HIGH != 0
+            || x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
+            || has_zero_byte(x ^ (ONES * b'"' as u64))
+            || has_zero_byte(x ^ (ONES * b'\\' as u64))
+    }
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        if bad(u64::from_ne_bytes([
+            w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+        ])) {
+            return false;
+        }
+    }
+    words
+        .remainder()
         .iter()
         .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
 }
@@ -761,6 +793,31 @@ pub fn yield_cpu() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_plain_ascii_scan_matches_the_bytewise_rule_for_every_byte_at_every_place() {
+        let plain = |b: &[u8]| {
+            b.iter()
+                .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
+        };
+        let base: Vec<u8> = (0..70u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..base.len() {
+            assert!(is_json_plain_ascii(&base[..len]), "plain, len {len}");
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut v = base[..len].to_vec();
+                    v[at] = byte;
+                    let want = plain(&v);
+                    assert_eq!(is_json_plain_ascii(&v), want, "{byte:#x} at {at} of {len}");
+                    assert_eq!(
+                        is_json_plain_ascii_swar(&v),
+                        want,
+                        "{byte:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn append_short_equals_extend_from_slice_at_every_length() {

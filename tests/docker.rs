@@ -215,6 +215,10 @@ pub(crate) struct Scope {
     prefix: String,
     dir: PathBuf,
     compose: Mutex<Vec<(String, PathBuf)>>,
+    /// `--platform` of every image built and container run: the
+    /// architecture of the berth under test (`linux/arm64` for the aarch64
+    /// binary, run through qemu-user's binfmt_misc entry).
+    platform: Option<String>,
 }
 
 impl Scope {
@@ -234,9 +238,17 @@ impl Scope {
             prefix,
             dir,
             compose: Mutex::new(Vec::new()),
+            platform: crate::util::berth_platform(),
         };
         s.cleanup();
         s
+    }
+
+    /// Images labelled with the host's platform whatever binaries they hold:
+    /// a Swarm service of a foreign image finds no node to run on.
+    pub(crate) fn host_platform_images(mut self) -> Scope {
+        self.platform = None;
+        self
     }
 
     pub(crate) fn name(&self, what: &str) -> String {
@@ -257,6 +269,9 @@ impl Scope {
             .map(|s| s.to_string())
             .collect();
         args.extend(["--label".into(), format!("berth-test={}", self.prefix)]);
+        if let Some(p) = &self.platform {
+            args.extend(["--platform".into(), p.clone()]);
+        }
         for (k, v) in build_args {
             args.extend(["--build-arg".into(), format!("{k}={v}")]);
         }
@@ -304,6 +319,9 @@ impl Scope {
     ) -> String {
         let name = self.name(what);
         let mut args: Vec<&str> = vec!["run", "-d", "--name", &name];
+        if let Some(p) = &self.platform {
+            args.extend(["--platform", p]);
+        }
         args.extend_from_slice(flags);
         let rest: Vec<&str> = match init {
             Init::Berth => {

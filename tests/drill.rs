@@ -149,24 +149,74 @@ fn stop_at_once_with_a_drain_cuts_off_slow_requests_in_flight() {
 }
 
 #[test]
-fn an_app_that_ignores_the_stop_signal_is_reported_killed_at_the_grace_deadline() {
-    // httpd ignores WINCH: it serves on until berth's SIGKILL.
+fn an_app_killed_at_the_grace_deadline_after_its_requests_passes_with_a_warning() {
+    // httpd ignores WINCH: it serves on until berth's SIGKILL. No request
+    // failed, so the verdict passes; the kill is a warning with its fix.
     let (done, v) = drill(
         &["--stop-signal", "WINCH", "--grace", "1s"],
         "/",
         &["--on-term", "stop"],
     );
-    assert_eq!(done.code, 1, "{v}");
+    assert_eq!(done.code, 0, "{v}");
+    assert_eq!(v["passed"], true, "{v}");
     assert_eq!(n(&v, "failed"), 0, "{v}");
+    assert_eq!(v["findings"], serde_json::json!([]));
     assert_eq!(v["exit_reason"], "grace_expired", "{v}");
     assert_eq!(v["killed_at_grace"], true);
     assert_eq!(v["exit_code"], 137);
+    let warning = v["warnings"][0].as_str().unwrap();
     assert!(
-        v["findings"][0]
-            .as_str()
-            .unwrap()
-            .contains("killed (SIGKILL) at the grace deadline"),
+        warning.contains("killed (SIGKILL) at the grace deadline") && warning.contains("--grace"),
         "{v}"
+    );
+}
+
+#[test]
+fn an_app_that_dies_of_sigterm_after_losing_nothing_passes_with_a_warning() {
+    // `python3 -m http.server` does not handle SIGTERM: it dies of it (143).
+    // With a drain that covers the lag, no request fails: PASS (exit 0),
+    // and the death by signal is a warning that says how to fix it.
+    let port = free_port().to_string();
+    let url = format!("http://127.0.0.1:{port}/");
+    let run = |json: bool| {
+        Berth::new()
+            .args(["drill", "--url", &url, "--stop-after", "1s", "--lag", "1s"])
+            .args(["--drain", "2s", "--rps", "20"])
+            .args(json.then_some("--json"))
+            .cmd(
+                "python3",
+                &["-m", "http.server", &port, "--bind", "127.0.0.1"],
+            )
+            .run()
+    };
+    let done = run(true);
+    assert_eq!(done.code, 0, "{done:#?}");
+    let v: Value = done
+        .stdout
+        .iter()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON report: {done:#?}"));
+    assert_eq!(v["passed"], true, "{v}");
+    assert!(n(&v, "sent") > 0 && n(&v, "failed") == 0, "{v}");
+    assert_eq!(
+        (&v["exit_reason"], &v["exit_code"]),
+        (&"signaled".into(), &143.into()),
+        "{v}"
+    );
+    assert_eq!(v["findings"], serde_json::json!([]));
+    let warning = v["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("died of SIGTERM") && warning.contains("handle SIGTERM"),
+        "{warning}"
+    );
+    // The report people read says the same.
+    let done = run(false);
+    assert_eq!(done.code, 0, "{done:#?}");
+    let text = done.stdout.join("\n");
+    assert!(
+        text.contains("verdict:   PASS: no request failed, with 1 warning")
+            && text.contains("  warning: the app died of SIGTERM"),
+        "{text}"
     );
 }
 

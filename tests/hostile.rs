@@ -353,7 +353,7 @@ fn cpu_ticks(pid: i32) -> u64 {
 }
 
 #[test]
-fn issue8_berth_with_a_low_fd_limit_runs_and_does_not_spin_when_out_of_fds() {
+fn berth_with_a_low_fd_limit_runs_and_does_not_spin_when_out_of_fds() {
     // berth itself under a low RLIMIT_NOFILE (as `prlimit` on the unshare):
     // 16 fds are plenty (it holds about 10 and exec needs a few); with 8
     // it fails before the app starts, in one line, with 125.

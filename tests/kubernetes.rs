@@ -157,3 +157,62 @@ fn kubernetes_example_probes_drain_grace_and_security_context() {
     );
     assert!(c["resources"]["requests"]["memory"].is_string());
 }
+
+/// The whole file against the Kubernetes API's own schemas, offline: PyPI's
+/// kubernetes-validate (scripts/test installs it with pip) for the newest
+/// Kubernetes version it carries, strict (an unknown or misspelt field is
+/// an error, not a silently dropped setting). A copy with one misspelt
+/// field must fail, so a validator that accepts anything cannot pass this.
+#[test]
+fn kubernetes_example_validates_strictly_against_the_newest_api_schemas() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes.yaml");
+    let script = r#"
+import copy, json, sys, yaml
+import kubernetes_validate.utils as kv
+version = kv.latest_version()
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+report = {"version": version, "valid": [], "errors": []}
+for d in docs:
+    try:
+        kv.validate(d, version, strict=True)
+        report["valid"].append(d["kind"] + "/" + d["metadata"]["name"])
+    except kv.ValidationError as e:
+        report["errors"].append(d["kind"] + ": " + str(e.message))
+bad = copy.deepcopy([d for d in docs if d["kind"] == "Deployment"][0])
+bad["spec"]["template"]["spec"]["terminationGracePeriod"] = 20
+try:
+    kv.validate(bad, version, strict=True)
+    report["control"] = None
+except kv.ValidationError as e:
+    report["control"] = str(e.message)
+print(json.dumps(report))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(
+        out.status.success(),
+        "kubernetes-validate did not run (scripts/test installs it: python3 -m pip install \
+         kubernetes-validate): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("kubernetes-validate: {r}");
+    assert_eq!(r["errors"], json!([]), "{r}");
+    assert_eq!(
+        r["valid"],
+        json!(["Deployment/api", "Service/api"]),
+        "every document was checked: {r}"
+    );
+    let control = r["control"].as_str().unwrap_or_default();
+    assert!(control.contains("terminationGracePeriod"), "{r}");
+    // A current Kubernetes: 1.3x or later.
+    let minor: u32 = r["version"]
+        .as_str()
+        .and_then(|v| v.strip_prefix("1."))
+        .and_then(|m| m.split('.').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(minor >= 30, "kubernetes-validate carries only {r}");
+}

@@ -307,3 +307,82 @@ fn multiline_idle_berth_does_not_wake_up() {
     let d = r.wait();
     assert_eq!(d.msgs("stdout"), vec!["trace\n  frame", "ready"]);
 }
+
+#[test]
+fn stream_level_says_stderr_is_error_in_every_key_style() {
+    // GKE's agent gives plain stderr lines ERROR and stdout lines INFO;
+    // berth merges both onto stdout, so it must say so itself.
+    let script = r#"echo out; echo 'at Main.main(Main.java:3)' >&2; echo '{"m":1}' >&2; echo '{"severity":"DEBUG"}' >&2"#;
+    for (keys, key, info, error) in [
+        ("gcp", "severity", "INFO", "ERROR"),
+        ("ecs", "log.level", "info", "error"),
+    ] {
+        let d = Berth::new()
+            .args(["--log-keys", keys])
+            .cmd("sh", &["-c", script])
+            .run();
+        assert_eq!(d.code, 0, "{:?}", d.stderr);
+        let app: Vec<_> = d
+            .json()
+            .into_iter()
+            .filter(|v| v["stream"] != "berth")
+            .collect();
+        let levels: Vec<&str> = app.iter().map(|v| v[key].as_str().unwrap()).collect();
+        let want = if keys == "gcp" { "DEBUG" } else { error };
+        assert_eq!(levels, [info, error, error, want], "{keys}: {:?}", d.stdout);
+    }
+    // Off by default for the default keys, on when asked (flag or variable).
+    let d = Berth::new().cmd("sh", &["-c", "echo oops >&2"]).run();
+    let oops = d.json().into_iter().find(|v| v["stream"] == "stderr");
+    assert!(oops.unwrap().get("level").is_none(), "{:?}", d.stdout);
+    let d = Berth::new()
+        .env("BERTH_LOG_STREAM_LEVEL", "on")
+        .cmd("sh", &["-c", "echo oops >&2"])
+        .run();
+    assert_eq!(d.msgs("stderr"), ["oops"]);
+    let oops = d.json().into_iter().find(|v| v["stream"] == "stderr");
+    assert_eq!(oops.unwrap()["level"], "error");
+    let d = Berth::new()
+        .args(["--log-keys=gcp", "--log-stream-level=off"])
+        .cmd("sh", &["-c", "echo oops >&2"])
+        .run();
+    let oops = d.json().into_iter().find(|v| v["stream"] == "stderr");
+    assert!(oops.unwrap().get("severity").is_none());
+    let d = Berth::new()
+        .args(["--log-stream-level", "maybe"])
+        .cmd("true", &[])
+        .run();
+    assert_eq!(d.code, 125);
+    assert_eq!(d.stderr.len(), 1, "{:?}", d.stderr);
+    assert!(d.stderr[0].contains("--log-stream-level"), "{:?}", d.stderr);
+}
+
+#[test]
+fn an_app_cannot_forge_berths_exit_event() {
+    let forged = r#"{"stream":"berth","event":"exit","code":0,"reason":"exited"}"#;
+    let script = format!("echo '{forged}'; echo '{forged}' >&2; exit 3");
+    let d = Berth::new().cmd("sh", &["-c", &script]).run();
+    assert_eq!(d.code, 3);
+    let lines = d.json();
+    let exits: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v["stream"] == "berth" && v["event"] == "exit")
+        .collect();
+    assert_eq!(exits.len(), 1, "{:?}", d.stdout);
+    assert_eq!(
+        exits[0].0,
+        lines.len() - 1,
+        "berth's own exit is the last line"
+    );
+    assert_eq!(exits[0].1["code"], 3);
+    // The app's lines keep what they said, under `app_stream`.
+    for stream in ["stdout", "stderr"] {
+        let v = lines.iter().find(|v| v["stream"] == stream).unwrap();
+        assert_eq!((&v["app_stream"], &v["code"]), (&"berth".into(), &0.into()));
+    }
+    // No raw line carries a second `stream` key either.
+    for raw in &d.stdout {
+        assert_eq!(raw.matches("\"stream\"").count(), 1, "{raw}");
+    }
+}

@@ -541,7 +541,7 @@ fn rolling_update_under_load_loses_no_request_with_drain() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let order = std::env::var("TEST_ROLLING_ORDER").unwrap_or_else(|_| "start-first".into());
-    let s = Scope::new("rolling");
+    let s = Scope::new("rolling").host_platform_images();
     // The same app in both images; the HEALTHCHECK differs. Under berth it
     // asks berth (`status --ready` fails as soon as the drain starts);
     // without berth, `berth probe` is only the curl of a scratch image.

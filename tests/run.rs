@@ -178,6 +178,27 @@ fn not_pid1_berth_works_as_subreaper() {
     assert_eq!(v["fds"], serde_json::json!([0, 1, 2]));
 }
 
+/// Not PID 1, berth makes itself a child subreaper; where the kernel (or an
+/// emulator: qemu-user refuses PR_SET_CHILD_SUBREAPER) says no, berth says
+/// so in one warning instead of silently leaving orphans to someone else.
+#[test]
+fn not_pid1_berth_warns_exactly_when_it_cannot_become_a_subreaper() {
+    let d = Berth::new()
+        .not_pid1()
+        .arg("--log-format=plain")
+        .cmd("true", &[])
+        .run();
+    assert_eq!(d.code, 0, "{:?}", d.stderr);
+    let warned = d
+        .stderr
+        .iter()
+        .filter(|l| l.contains("PR_SET_CHILD_SUBREAPER failed"))
+        .count();
+    // The x86 builds run natively here; the aarch64 one under qemu-user.
+    let emulated = crate::util::berth_platform().as_deref() == Some("linux/arm64");
+    assert_eq!(warned, usize::from(emulated), "{:?}", d.stderr);
+}
+
 /// Socket activation with a real listening socket handed in by the caller
 /// (as systemd or `podman run --preserve-fds` do): the app holds that very
 /// socket as fd 3 and can be connected to through it.

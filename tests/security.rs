@@ -57,13 +57,15 @@ fn a_setuid_root_binary_cannot_raise_privilege_under_no_new_privs() {
 }
 
 /// berth (PID 1, dropped to the app's uid) and the app's pid, both running.
+/// Returns once berth has written its start event, which it does only after
+/// dropping its own root: the app's first line can come before the drop.
 fn running_pair(extra: &[&str]) -> (crate::util::Running, i32, i32) {
     let r = Berth::new()
-        .args(["--user", "1000:1000", "--log-format=plain"])
+        .args(["--user", "1000:1000", "--log-format=json"])
         .args(extra.iter().copied())
         .app("introspect", &["--wait"])
         .spawn();
-    r.wait_for("\"uid\"");
+    r.wait_for("\"event\":\"start\"");
     let berth = r.berth_pid();
     let app = children_of(berth)[0];
     (r, berth, app)

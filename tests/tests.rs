@@ -1,12 +1,13 @@
 //! berth's integration tests: the real binary, as PID 1 of a fresh PID
 //! namespace or as a subreaper, driving the example apps in examples/.
-//! One module per concern; regression tests are named after their issue.
+//! One module per concern; tests are named for the behaviour they prove.
 
 mod util;
 
 mod cli;
 mod docker;
 mod drill;
+mod engines;
 mod health;
 mod hostile;
 mod http;

@@ -10,7 +10,7 @@ const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n\
 broken line without fields\n\
 app:x:1000:1000:App:/home/app:/bin/sh\n\
 app:x:2000:2000:duplicate:/nope:/bin/sh\n\
-web:x:1001:1001::/srv/web\n";
+web:x:1001:1001::/srv/web:/bin/sh\n";
 const GROUP: &[u8] = b"root:x:0:\napp:x:1000:\nweb:x:1001:\nstaff:x:50:app,web\nlogs:x:60:web\n";
 
 fn with_files() -> Berth {
@@ -33,6 +33,20 @@ fn user_by_name_gets_ids_groups_and_home() {
     assert_eq!(v["groups"], serde_json::json!([50, 1000]));
     assert!(v["env"].to_string().contains("HOME=/home/app"));
     assert_eq!(v["cap_eff"], "0000000000000000");
+}
+
+#[test]
+fn a_group_line_whose_name_holds_a_nul_does_not_reach_the_apps_groups() {
+    // libc's parsers stop at the NUL and find no gid field: no group. The
+    // groups are read by the app itself, from /proc/self/status.
+    let group = b"root:x:0:\napp:x:1000:\nev\0il:x:66:app\nstaff:x:50:app,web\n";
+    let v = introspect(
+        Berth::new()
+            .file("/etc/passwd", PASSWD)
+            .file("/etc/group", group)
+            .args(["--user", "app"]),
+    );
+    assert_eq!(v["groups"], serde_json::json!([50, 1000]));
 }
 
 #[test]
@@ -112,11 +126,13 @@ fn require_non_root_refuses_root() {
 }
 
 fn berth_status_field(b: Berth, key: &str) -> String {
+    // The start event comes after berth's own drop; the app's first line
+    // can come before it.
     let r = b
-        .arg("--log-format=plain")
+        .arg("--log-format=json")
         .app("introspect", &["--wait"])
         .spawn();
-    r.wait_for("\"uid\"");
+    r.wait_for("\"event\":\"start\"");
     let pid = r.berth_pid();
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let v = s

@@ -27,6 +27,35 @@ pub fn berth_bin() -> PathBuf {
     }
 }
 
+/// The berth under test's architecture, from its ELF header's e_machine.
+fn berth_machine() -> u16 {
+    let bin = berth_bin();
+    let head = std::fs::read(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    assert!(
+        head.starts_with(b"\x7fELF"),
+        "{} is not an ELF file",
+        bin.display()
+    );
+    // e_machine: 2 bytes at offset 18, little-endian on every target we build.
+    u16::from_le_bytes([head[18], head[19]])
+}
+
+/// The Docker platform of the berth under test, when it is not the host's
+/// (`linux/arm64` for the aarch64 build tested under qemu-user).
+pub fn berth_platform() -> Option<String> {
+    const EM_386: u16 = 3;
+    const EM_X86_64: u16 = 62;
+    const EM_AARCH64: u16 = 183;
+    let (machine, host) = (berth_machine(), std::env::consts::ARCH);
+    let platform = match machine {
+        EM_X86_64 if host != "x86_64" => "linux/amd64",
+        EM_AARCH64 if host != "aarch64" => "linux/arm64",
+        EM_386 => "linux/386",
+        _ => return None,
+    };
+    Some(platform.to_string())
+}
+
 /// An example app built next to the test binary (target/<profile>/examples).
 pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -134,6 +163,15 @@ pub struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // Killing unshare alone would leave its child, berth as PID 1 of
+            // the namespace, running (reparented to the host's init); killing
+            // that PID 1 ends everything in the namespace.
+            if self.pid1 {
+                for pid in children_of(self.child.id() as i32) {
+                    // SAFETY: kill with integers.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -1,5 +1,7 @@
-//! The command line (cli.rs) and its resolution into a Config (config.rs),
-//! with arbitrary argv and environment.
+//! The command line (cli.rs: clap and the `BERTH_*` fallback) and its
+//! resolution into a Config (config.rs), with arbitrary argv and
+//! environment. clap is built with debug assertions here (`fuzz/run -a`),
+//! so its own checks of berth's argument definitions run too.
 //!
 //! Input: NUL-separated items; items up to one that is exactly `ENV` are
 //! argv (after `berth`), the rest `KEY=VALUE` environment entries (bytes, not
@@ -50,8 +52,11 @@ fuzz_target!(|input: &[u8]| {
     };
     match parse(argv, &env) {
         Ok(Invocation::Run(args)) => {
+            use berth::persona::Init;
             let facts = Facts {
                 stdout_is_tty: false,
+                // Each persona's defaults, by the input's length.
+                init: [Init::Entrypoint, Init::Docker, Init::Podman][input.len() % 3],
                 passwd: Some(PASSWD),
                 group: Some(GROUP),
             };

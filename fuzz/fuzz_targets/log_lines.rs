@@ -3,7 +3,8 @@
 //!
 //! Input: 4 header bytes, then the app's output.
 //! - byte 0: `--log-max-line` = 1024 + 8·b (1024 … 3064)
-//! - byte 1: key style (b % 3) and number of `--log-field`s ((b / 3) % 3)
+//! - byte 1: key style (b % 3), number of `--log-field`s ((b / 3) % 3),
+//!   `--log-stream-level` ((b / 9) % 2)
 //! - bytes 2, 3: the read sizes, cycled (1 … 256 each)
 //!
 //! Properties checked:
@@ -11,8 +12,12 @@
 //! 2. no emitted line is longer than `--log-max-line`, newline included;
 //! 3. the pieces reassemble to the input lines, lossily decoded, with a trailing
 //!    `\r` dropped (JSON-object lines may instead be merged: then every member
-//!    of the app's object is in the emitted object, unchanged);
-//! 4. the read chunking does not change the output (fixed timestamp).
+//!    of the app's object is in the emitted object, unchanged, its `stream`
+//!    as `app_stream`);
+//! 4. the read chunking does not change the output (fixed timestamp);
+//! 5. no app line yields stream berth: every emitted line has exactly one
+//!    `stream` key (counted as a reader that keeps duplicates would), and it
+//!    is the stream the line came from.
 
 #![no_main]
 
@@ -30,6 +35,30 @@ fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     Ok(v)
 }
 
+/// How many top-level keys named `stream` (once unescaped) the object has:
+/// serde_json's `Value` keeps only the last of duplicate keys.
+fn stream_keys(bytes: &[u8]) -> usize {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    struct Count;
+    impl<'de> Visitor<'de> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<usize, A::Error> {
+            let mut n = 0;
+            while let Some(k) = m.next_key::<String>()? {
+                n += usize::from(k == "stream");
+                m.next_value::<IgnoredAny>()?;
+            }
+            Ok(n)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    (&mut de).deserialize_map(Count).expect("an object")
+}
+
 fn encode(enc: &Encoder, chunks: &[&[u8]]) -> Vec<u8> {
     let ts = Timestamp::from_unix_micros(1_700_000_000_123_456);
     let mut s = StreamLines::new("stdout", enc);
@@ -39,6 +68,15 @@ fn encode(enc: &Encoder, chunks: &[&[u8]]) -> Vec<u8> {
     }
     s.finish(enc, &ts, &mut out);
     out
+}
+
+/// Where an app object's member is found in the emitted line.
+fn own(key: &str) -> &str {
+    if key == "stream" {
+        "app_stream"
+    } else {
+        key
+    }
 }
 
 fuzz_target!(|input: &[u8]| {
@@ -54,7 +92,8 @@ fuzz_target!(|input: &[u8]| {
     let fields: Vec<(String, String)> = (0..usize::from(head[1] / 3 % 3))
         .map(|i| (format!("k{i}"), "v\"\\\u{1}é".repeat(i * 7)))
         .collect();
-    let Ok(enc) = Encoder::new("svc", &fields, max, keys) else {
+    let stream_level = head[1] / 9 % 2 == 1;
+    let Ok(enc) = Encoder::new("svc", &fields, max, keys, stream_level) else {
         return;
     };
     let sizes = [usize::from(head[2]) + 1, usize::from(head[3]) + 1];
@@ -80,6 +119,8 @@ fuzz_target!(|input: &[u8]| {
             panic!("{e}: {}", String::from_utf8_lossy(line));
         });
         assert!(v.is_object(), "not an object");
+        assert_eq!(v["stream"], "stdout", "{}", String::from_utf8_lossy(line));
+        assert_eq!(stream_keys(&line[..line.len() - 1]), 1, "{}", String::from_utf8_lossy(line));
         records.push(v);
     }
 
@@ -96,7 +137,7 @@ fuzz_target!(|input: &[u8]| {
         // keys named like berth's piece fields: it is not a piece.
         let t = raw.trim_ascii();
         let kept_object = matches!(parse(t), Ok(Value::Object(app))
-            if app.iter().all(|(k, v)| &first[k] == v));
+            if app.iter().all(|(k, v)| &first[own(k)] == v));
         if first.get("partial_id").is_some() && !kept_object {
             let mut got = String::new();
             let mut rec = first;
@@ -127,7 +168,7 @@ fuzz_target!(|input: &[u8]| {
         );
         if let Ok(Value::Object(app)) = parse(t) {
             for (k, v) in &app {
-                assert_eq!(&first[k], v, "member {k} of {text:?}");
+                assert_eq!(&first[own(k)], v, "member {k} of {text:?}");
             }
         }
     }

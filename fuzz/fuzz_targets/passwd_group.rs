@@ -3,7 +3,11 @@
 //! Input: `SPEC\n` then the passwd bytes, a NUL, the group bytes.
 //! Properties: never panics; on success the groups are sorted, unique and
 //! include the primary gid, a numeric USER gives that uid, and a name is
-//! found only if a passwd line starts with it; errors and warnings are one line.
+//! found only if a passwd line starts with it; a supplementary group (other
+//! than the primary) comes from a group line whose text before any NUL byte
+//! names that gid (in decimal) as its third field (libc reads lines as C strings, so a
+//! line with a NUL in its name grants nothing); errors and warnings are one
+//! line.
 
 #![no_main]
 
@@ -39,6 +43,22 @@ fuzz_target!(|input: &[u8]| {
                     "{user:?} resolved but is in no passwd line"
                 );
                 assert_eq!(id.name.as_deref(), Some(user));
+            }
+            for g in id.groups.iter().filter(|&&g| g != id.gid) {
+                let text = group.unwrap_or_default();
+                assert!(
+                    text.split(|&b| b == b'\n').any(|l| {
+                        let c = l.split(|&b| b == 0).next().unwrap_or(l);
+                        let mut f = c.splitn(4, |&b| b == b':');
+                        let (name, _, gid) = (f.next(), f.next(), f.next());
+                        name.is_some_and(|n| !n.is_empty())
+                            && gid
+                                .and_then(|d| std::str::from_utf8(d).ok())
+                                .is_some_and(|d| d.parse() == Ok(*g))
+                            && f.next().is_some()
+                    }),
+                    "group {g} granted by no whole line"
+                );
             }
             for w in &id.warnings {
                 assert!(!w.contains('\n'), "{w:?}");

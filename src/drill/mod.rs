@@ -166,7 +166,7 @@ fn plan(args: &DrillArgs, env: &[(OsString, OsString)]) -> Result<Plan, Error> {
         Invocation::Run(a) => a,
         _ => return Err(usage("COMMAND is missing".into())),
     };
-    let cfg = crate::build_config(&run_args)?;
+    let cfg = crate::build_config(&run_args, crate::persona::Init::Entrypoint)?;
 
     let mut berth_args = args.run_options.clone();
     // berth's exit event (json mode) is how the drill learns how the app

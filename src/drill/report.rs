@@ -1,6 +1,12 @@
 //! The drill's report: what happened (counts, the stop, berth's `exit`
-//! event), the findings, each with its fix, and the two renderings (text
-//! for people, one JSON object for CI). Pure: mod.rs gathers the facts.
+//! event), the findings and warnings, each with its fix, and the two
+//! renderings (text for people, one JSON object for CI). Pure: mod.rs
+//! gathers the facts.
+//!
+//! The verdict is about requests (SPEC): a finding is a failed request (or
+//! an app that never became healthy, so no request could be tried); what
+//! cost no request (the app died of SIGTERM instead of exiting 0, was killed
+//! at the grace deadline, ended early) is a warning under the verdict.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -116,33 +122,43 @@ fn plural(n: u64, one: &str) -> String {
     }
 }
 
+/// The findings (the verdict: any is a FAIL) and the warnings, each with its fix.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assessment {
+    pub findings: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 impl Report<'_> {
-    /// Every problem found, each with its fix; empty when the app survives.
+    /// The failures, each with its fix; empty when no request failed.
     pub fn findings(&self) -> Vec<String> {
+        self.assess().findings
+    }
+
+    pub fn assess(&self) -> Assessment {
+        let mut a = Assessment::default();
+        self.request_findings(&mut a.findings);
+        if matches!(self.facts.ready, Some(Ok(_))) {
+            self.stop_warnings(&mut a.warnings);
+        }
+        a
+    }
+
+    /// Failed requests by kind (and an app that never became healthy).
+    fn request_findings(&self, out: &mut Vec<String>) {
         let (s, f) = (self.setup, self.facts);
-        let mut out = Vec::new();
         match &f.ready {
             Some(Err(why)) => {
                 out.push(format!(
                     "the app was not healthy within {} ({why}): check --url / --health and the app's output above",
                     human(s.start_timeout)
                 ));
-                return out;
+                return;
             }
-            None => return out,
+            None => return,
             Some(Ok(_)) => {}
         }
         let st = &f.stats;
-        if let Some(after) = f.exited_before_stop {
-            let how = match &f.exit {
-                Some(e) => format!("{}, exit code {}", e.reason, e.code),
-                None => "exit code unknown".to_string(),
-            };
-            out.push(format!(
-                "the app ended by itself {} into the load, before SIGTERM ({how}): it must keep serving until it is stopped",
-                took(after)
-            ));
-        }
         let before = st.failed_in(false);
         if before > 0 {
             out.push(format!(
@@ -212,6 +228,21 @@ impl Report<'_> {
                 st.other_example.as_deref().unwrap_or("no detail")
             ));
         }
+    }
+
+    /// How the app and berth ended, where that cost no request.
+    fn stop_warnings(&self, out: &mut Vec<String>) {
+        let (s, f) = (self.setup, self.facts);
+        if let Some(after) = f.exited_before_stop {
+            let how = match &f.exit {
+                Some(e) => format!("{}, exit code {}", e.reason, e.code),
+                None => "exit code unknown".to_string(),
+            };
+            out.push(format!(
+                "the app ended by itself {} into the load, before SIGTERM ({how}): it must keep serving until it is stopped",
+                took(after)
+            ));
+        }
         if f.berth_killed {
             out.push(format!(
                 "berth did not exit within drain + grace + 5s of SIGTERM ({}); the drill killed it",
@@ -229,7 +260,7 @@ impl Report<'_> {
             ),
             Some(e) if e.code != 0 => match &e.signal {
                 Some(sig) => out.push(format!(
-                    "the app died of SIG{sig} (exit code {}): it does not handle it; handle SIG{} to finish the requests in flight and exit 0",
+                    "the app died of SIG{sig} (exit code {}) instead of exiting 0, which orchestrators may count as a failed task: handle SIG{} (finish the requests in flight, then exit 0), or give berth a --stop-signal the app exits 0 on (python -m http.server: INT); --success-exit does not apply to a death by signal",
                     e.code, s.stop_signal
                 )),
                 None => out.push(format!(
@@ -245,7 +276,6 @@ impl Report<'_> {
             )),
             None => {}
         }
-        out
     }
 
     pub fn text(&self) -> String {
@@ -325,11 +355,17 @@ impl Report<'_> {
                 human(s.grace)
             );
         }
-        let findings = self.findings();
-        if findings.is_empty() {
+        let Assessment { findings, warnings } = self.assess();
+        if findings.is_empty() && warnings.is_empty() {
             let _ = writeln!(
                 t,
                 "verdict:   PASS: no request failed and the app exited by itself with code 0"
+            );
+        } else if findings.is_empty() {
+            let _ = writeln!(
+                t,
+                "verdict:   PASS: no request failed, with {}",
+                plural(warnings.len() as u64, "warning")
             );
         } else {
             let _ = writeln!(t, "verdict:   FAIL");
@@ -337,13 +373,16 @@ impl Report<'_> {
                 let _ = writeln!(t, "  - {line}");
             }
         }
+        for line in &warnings {
+            let _ = writeln!(t, "  warning: {line}");
+        }
         t
     }
 
     pub fn json(&self) -> String {
         let (s, f) = (self.setup, self.facts);
         let st = &f.stats;
-        let findings = self.findings();
+        let Assessment { findings, warnings } = self.assess();
         let mut j = Vec::new();
         let raw = |j: &mut Vec<u8>, key: &str, value: &str| {
             if j.is_empty() {
@@ -436,8 +475,12 @@ impl Report<'_> {
             .or(f.berth_code)
             .map_or("null".to_string(), |c| c.to_string());
         raw(&mut j, "exit_code", &code);
-        let list: Vec<String> = findings.iter().map(|l| string(l)).collect();
-        raw(&mut j, "findings", &format!("[{}]", list.join(",")));
+        let list = |lines: &[String]| {
+            let quoted: Vec<String> = lines.iter().map(|l| string(l)).collect();
+            format!("[{}]", quoted.join(","))
+        };
+        raw(&mut j, "findings", &list(&findings));
+        raw(&mut j, "warnings", &list(&warnings));
         j.extend_from_slice(b"}\n");
         String::from_utf8_lossy(&j).into_owned()
     }
@@ -565,39 +608,84 @@ mod tests {
             signal: Some("KILL".into()),
         });
         let (s, f) = (setup(1), facts(st, exit));
-        let found = Report {
+        let Assessment { findings, warnings } = Report {
             setup: &s,
             facts: &f,
         }
-        .findings();
-        assert_eq!(found.len(), 4, "{found:#?}");
-        assert!(found[0].starts_with("1 request failed before SIGTERM (timeout 1)"));
-        assert!(found[1].contains("when the 1s drain ended") && found[1].contains("--drain 3s"));
-        assert!(found[2].starts_with("2 requests cut off"));
-        assert!(found[3].contains("grace deadline") && found[3].contains("--grace 8s"));
+        .assess();
+        assert_eq!(findings.len(), 3, "{findings:#?}");
+        assert!(findings[0].starts_with("1 request failed before SIGTERM (timeout 1)"));
+        assert!(
+            findings[1].contains("when the 1s drain ended") && findings[1].contains("--drain 3s")
+        );
+        assert!(findings[2].starts_with("2 requests cut off"));
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].contains("grace deadline") && warnings[0].contains("--grace 8s"));
     }
 
     #[test]
-    fn nonzero_exit_and_death_by_signal_fail() {
-        let (s, f) = (setup(3), facts(Stats::default(), exited(3)));
-        let found = Report {
+    fn nonzero_exit_and_death_by_signal_are_warnings_when_no_request_failed() {
+        let st = Stats {
+            sent: 200,
+            ok: 200,
+            ..Stats::default()
+        };
+        let (s, f) = (setup(3), facts(st.clone(), exited(3)));
+        let r = Report {
             setup: &s,
             facts: &f,
-        }
-        .findings();
-        assert!(found[0].contains("--success-exit 3"), "{found:?}");
+        };
+        assert!(r.findings().is_empty());
+        assert!(r.assess().warnings[0].contains("--success-exit 3"));
         let died = Some(ExitEvent {
             reason: "signaled".into(),
             code: 143,
             signal: Some("TERM".into()),
         });
-        let f = facts(Stats::default(), died);
-        let found = Report {
+        let f = facts(st, died);
+        let r = Report {
+            setup: &s,
+            facts: &f,
+        };
+        let a = r.assess();
+        assert!(a.findings.is_empty(), "{a:?}");
+        assert!(
+            a.warnings[0].contains("died of SIGTERM") && a.warnings[0].contains("handle SIGTERM"),
+            "{a:?}"
+        );
+        let text = r.text();
+        assert!(
+            text.contains("verdict:   PASS: no request failed, with 1 warning\n  warning: the app died of SIGTERM"),
+            "{text}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(j["passed"], true);
+        assert_eq!(j["findings"], serde_json::json!([]));
+        assert!(
+            j["warnings"][0].as_str().unwrap().contains("SIGTERM"),
+            "{j}"
+        );
+        assert_eq!(j["exit_code"], 143);
+    }
+
+    #[test]
+    fn warnings_are_listed_under_a_fail_too() {
+        let mut st = Stats::default();
+        st.failed[1][Failure::Refused as usize] = 2;
+        let (s, f) = (setup(0), facts(st, exited(1)));
+        let text = Report {
             setup: &s,
             facts: &f,
         }
-        .findings();
-        assert!(found[0].contains("died of SIGTERM"), "{found:?}");
+        .text();
+        assert!(
+            text.contains("verdict:   FAIL\n  - 2 requests refused"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  warning: the app exited with code 1"),
+            "{text}"
+        );
     }
 
     #[test]

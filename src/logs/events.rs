@@ -19,6 +19,8 @@ pub struct StartInfo<'a> {
     pub command: &'a [OsString],
     pub memory_limit_bytes: Option<u64>,
     pub cpu_limit: Option<f64>,
+    /// persona.rs: `docker`, `podman` or `entrypoint`.
+    pub init: &'static str,
 }
 
 pub struct ExitInfo<'a> {
@@ -63,6 +65,7 @@ impl Events {
                     .u64("app_pid", s.app_pid as u64)
                     .u64("uid", s.uid as u64)
                     .u64("gid", s.gid as u64)
+                    .str("init", s.init)
                     .str_array("command", &args)
                     .opt_u64("memory_limit_bytes", s.memory_limit_bytes);
                 match s.cpu_limit {

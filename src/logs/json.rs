@@ -288,6 +288,10 @@ pub struct Encoder {
     /// of berth's CPU time per log line, docs/benchmarks.md.)
     heads: [Vec<u8>; 2],
     ts_at: usize,
+    /// `--log-stream-level`: text lines, and app objects without a level of
+    /// their own, get their stream's level (off when a static field already
+    /// has the level key).
+    stream_level: bool,
 }
 
 impl Encoder {
@@ -296,6 +300,7 @@ impl Encoder {
         fields: &[(String, String)],
         max_line_bytes: usize,
         keys: KeyStyle,
+        stream_level: bool,
     ) -> Result<Encoder, String> {
         let mut f = Vec::new();
         for (k, v) in fields {
@@ -313,14 +318,16 @@ impl Encoder {
             },
             fields: f,
             field_keys: fields.iter().map(|(k, _)| k.clone()).collect(),
+            stream_level: stream_level && !fields.iter().any(|(k, _)| k == keys.level()),
         };
         for (i, stream) in ["stdout", "stderr"].into_iter().enumerate() {
             let mut h = Vec::with_capacity(enc.head_len(stream));
             enc.write_head(&mut h, &Timestamp::from_unix_micros(0), stream);
+            enc.write_stream_level(&mut h, stream);
             enc.write_msg_key(&mut h);
             enc.heads[i] = h;
         }
-        let head = enc.head_len("stdout");
+        let head = enc.head_len("stdout").max(enc.head_len("stderr"));
         if head + PARTIAL_TAIL_MAX + MIN_MSG_ROOM > max_line_bytes {
             return Err(format!(
                 "--log-field and --service values leave no room under --log-max-line {max_line_bytes} \
@@ -350,10 +357,33 @@ impl Encoder {
         self.max_line_bytes.saturating_sub(head + 3)
     }
 
-    /// `{"ts":"…","stream":"…","service":"…"<fields>,"msg":"`
+    /// The level a line of `stream` gets under `--log-stream-level`: GKE's
+    /// agent gives a container's plain stdout INFO and stderr ERROR.
+    fn stream_level(&self, stream: &str) -> Option<&'static str> {
+        let level = match (self.stream_level, app_stream_index(stream)) {
+            (true, Some(0)) => "info",
+            (true, Some(_)) => "error",
+            _ => return None,
+        };
+        Some(self.keys.level_value(level))
+    }
+
+    /// `,"level":"info"` when `stream_level` gives one.
+    fn write_stream_level(&self, out: &mut Vec<u8>, stream: &str) {
+        if let Some(v) = self.stream_level(stream) {
+            push_str_field(out, self.keys.level(), v.as_bytes());
+        }
+    }
+
+    /// `{"ts":"…","stream":"…","service":"…"<fields>[,"level":"…"],"msg":"`
     fn head_len(&self, stream: &str) -> usize {
         let k = self.keys;
-        2 + k.ts().len()
+        let level = self
+            .stream_level(stream)
+            .map_or(0, |v| 2 + k.level().len() + 3 + v.len() + 1);
+        level
+            + 2
+            + k.ts().len()
             + 3
             + 27
             + 3
@@ -404,6 +434,7 @@ impl Encoder {
             }
             None => {
                 self.write_head(out, ts, stream);
+                self.write_stream_level(out, stream);
                 self.write_msg_key(out);
             }
         }
@@ -433,8 +464,9 @@ impl Encoder {
         text: &[u8],
         piece: Piece,
     ) -> usize {
-        let budget = self.max_line_bytes - self.head_len(stream) - PARTIAL_TAIL_MAX;
+        let budget = self.piece_budget(stream);
         self.write_head(out, ts, stream);
+        self.write_stream_level(out, stream);
         self.write_msg_key(out);
         let consumed = escape_limited(out, text, budget);
         out.push(b'"');
@@ -468,7 +500,18 @@ impl Encoder {
         let Some(keys) = object_keys(t) else {
             return false;
         };
-        let has = |k: &str| keys.iter().any(|&(s, e)| &t[s..e] == k.as_bytes());
+        let is = |&(s, e): &(usize, usize), k: &str| key_is(&t[s..e], k);
+        let has = |k: &str| keys.iter().any(|span| is(span, k));
+        // `stream` is berth's: it always says where the line came from, so
+        // an app cannot forge berth's events. The app's own `stream` is kept
+        // as `app_stream`; an object with two, or with `app_stream` beside
+        // it, goes out as text, since renaming would give it two keys of one
+        // name (and many readers keep the last).
+        let mut own_streams = keys.iter().filter(|span| is(span, "stream"));
+        let renamed = own_streams.next().copied();
+        if own_streams.next().is_some() || (renamed.is_some() && has("app_stream")) {
+            return false;
+        }
         let start = out.len();
         out.push(b'{');
         let mut first = true;
@@ -486,12 +529,10 @@ impl Encoder {
             out.extend_from_slice(&ts.text);
             out.push(b'"');
         }
-        if !has("stream") {
-            sep(out);
-            out.extend_from_slice(b"\"stream\":\"");
-            out.extend_from_slice(stream.as_bytes());
-            out.push(b'"');
-        }
+        sep(out);
+        out.extend_from_slice(b"\"stream\":\"");
+        out.extend_from_slice(stream.as_bytes());
+        out.push(b'"');
         if !has("service") {
             sep(out);
             out.extend_from_slice(b"\"service\":\"");
@@ -510,10 +551,30 @@ impl Encoder {
                 rest = &rest[len..];
             }
         }
-        let inner = t[1..t.len() - 1].trim_ascii();
-        if !inner.is_empty() {
+        if let Some(level) = self
+            .stream_level(stream)
+            .filter(|_| !has(self.keys.level()))
+        {
             sep(out);
-            out.extend_from_slice(inner);
+            out.push(b'"');
+            out.extend_from_slice(self.keys.level().as_bytes());
+            out.extend_from_slice(b"\":\"");
+            out.extend_from_slice(level.as_bytes());
+            out.push(b'"');
+        }
+        let body = &t[1..t.len() - 1];
+        let lo = 1 + body.len() - body.trim_ascii_start().len();
+        let hi = lo + body.trim_ascii().len();
+        if hi > lo {
+            sep(out);
+            match renamed {
+                Some((s, e)) => {
+                    out.extend_from_slice(&t[lo..s]);
+                    out.extend_from_slice(b"app_stream");
+                    out.extend_from_slice(&t[e..hi]);
+                }
+                None => out.extend_from_slice(&t[lo..hi]),
+            }
         }
         out.extend_from_slice(b"}\n");
         if out.len() - start > self.max_line_bytes {
@@ -540,6 +601,42 @@ impl Encoder {
         push_str_field(out, "event", event.as_bytes());
         EventBuilder { out }
     }
+}
+
+/// Whether the raw (still escaped) key of an app object is `want` once
+/// decoded: `"str\u0065am"` is `stream` to every JSON reader.
+fn key_is(raw: &[u8], want: &str) -> bool {
+    if !raw.contains(&b'\\') {
+        return raw == want.as_bytes();
+    }
+    // The parser has validated the escapes; decode them as UTF-16 units
+    // (a `\uD83D\uDE00` pair is one character).
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    let mut units = Vec::with_capacity(raw.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            units.extend(c.encode_utf16(&mut [0; 2]).iter());
+            continue;
+        }
+        let unit = match chars.next() {
+            Some('b') => 0x08,
+            Some('f') => 0x0c,
+            Some('n') => 0x0a,
+            Some('r') => 0x0d,
+            Some('t') => 0x09,
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                u16::from_str_radix(&hex, 16).unwrap_or(0xFFFD)
+            }
+            Some(c) => c as u16,
+            None => return false,
+        };
+        units.push(unit);
+    }
+    String::from_utf16(&units).is_ok_and(|k| k == want)
 }
 
 /// Length of the first `,"k":"v"` in pre-encoded fields: ends at the quote
@@ -845,7 +942,7 @@ mod tests {
     use super::*;
 
     fn enc() -> Encoder {
-        Encoder::new("api", &[], 16384, KeyStyle::Default).unwrap()
+        Encoder::new("api", &[], 16384, KeyStyle::Default, false).unwrap()
     }
 
     fn ts() -> Timestamp {
@@ -902,19 +999,19 @@ mod tests {
     #[test]
     fn static_fields_and_key_styles() {
         let fields = vec![("env".to_string(), "prod \"x\"".to_string())];
-        let e = Encoder::new("api", &fields, 16384, KeyStyle::Gcp).unwrap();
+        let e = Encoder::new("api", &fields, 16384, KeyStyle::Gcp, false).unwrap();
         let v = one(&e, b"hi");
         assert_eq!(v["env"], "prod \"x\"");
         assert_eq!(v["message"], "hi");
         assert!(v["time"].is_string());
-        let e = Encoder::new("api", &[], 16384, KeyStyle::Ecs).unwrap();
+        let e = Encoder::new("api", &[], 16384, KeyStyle::Ecs, false).unwrap();
         let v = one(&e, b"hi");
         assert!(v["@timestamp"].is_string());
         let mut out = Vec::new();
         e.event(&mut out, &ts(), "warn", "warn").finish();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["log.level"], "warn");
-        let g = Encoder::new("api", &[], 16384, KeyStyle::Gcp).unwrap();
+        let g = Encoder::new("api", &[], 16384, KeyStyle::Gcp, false).unwrap();
         let mut out = Vec::new();
         g.event(&mut out, &ts(), "warn", "warn").finish();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -927,7 +1024,7 @@ mod tests {
             ("env".to_string(), "prod".to_string()),
             ("region".to_string(), "eu".to_string()),
         ];
-        let e = Encoder::new("api", &fields, 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("api", &fields, 16384, KeyStyle::Default, false).unwrap();
         let v = one(
             &e,
             br#"{"level":"error","trace_id":"t1","msg":"boom","n":[1,2.5e3,{"a":null}]}"#,
@@ -958,7 +1055,7 @@ mod tests {
     /// surrogate escape was passed through, and serde_json (like other
     /// strict readers) refuses the whole line. Sent as text instead.
     #[test]
-    fn issue8_lone_surrogate_escapes_make_an_object_line_text() {
+    fn lone_surrogate_escapes_make_an_object_line_text() {
         for l in [
             &br#"{"a":"\udddd"}"#[..],
             br#"{"a":"\ud800"}"#,
@@ -1001,7 +1098,7 @@ mod tests {
 
     #[test]
     fn too_long_is_refused_for_pieces() {
-        let e = Encoder::new("api", &[], 1024, KeyStyle::Default).unwrap();
+        let e = Encoder::new("api", &[], 1024, KeyStyle::Default, false).unwrap();
         let mut out = Vec::new();
         assert!(!e.line(&mut out, &ts(), "stdout", &[b'x'; 2000]));
         assert!(out.is_empty());
@@ -1038,9 +1135,9 @@ mod tests {
     #[test]
     fn fields_that_leave_no_room_are_an_error() {
         let big = vec![("k".to_string(), "v".repeat(1000))];
-        assert!(Encoder::new("api", &big, 1024, KeyStyle::Default).is_err());
-        assert!(Encoder::new("api", &big, 4096, KeyStyle::Default).is_ok());
-        assert!(Encoder::new("api", &[], 1024, KeyStyle::Default).is_ok());
+        assert!(Encoder::new("api", &big, 1024, KeyStyle::Default, false).is_err());
+        assert!(Encoder::new("api", &big, 4096, KeyStyle::Default, false).is_ok());
+        assert!(Encoder::new("api", &[], 1024, KeyStyle::Default, false).is_ok());
     }
 
     #[test]
@@ -1050,6 +1147,7 @@ mod tests {
             &[("env".into(), "p".into())],
             16384,
             KeyStyle::Default,
+            false,
         )
         .unwrap();
         let mut out = Vec::new();
@@ -1092,5 +1190,119 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every line `text` gives on `stream`, parsed.
+    fn lines_of(e: &Encoder, stream: &str, text: &[u8]) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        if !e.line(&mut out, &ts(), stream, text) {
+            let mut rest = text;
+            let mut ordinal = 1;
+            while !rest.is_empty() {
+                let last = rest.len() <= e.piece_budget(stream);
+                let piece = Piece {
+                    id: 1,
+                    ordinal,
+                    last,
+                };
+                rest = &rest[e.piece(&mut out, &ts(), stream, rest, piece)..];
+                ordinal += 1;
+            }
+        }
+        out.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                assert!(l.len() < e.max_line_bytes(), "{} bytes", l.len());
+                serde_json::from_slice(l).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_lines_get_their_streams_level_in_every_key_style() {
+        for (keys, key, out, err) in [
+            (KeyStyle::Default, "level", "info", "error"),
+            (KeyStyle::Gcp, "severity", "INFO", "ERROR"),
+            (KeyStyle::Ecs, "log.level", "info", "error"),
+        ] {
+            let e = Encoder::new("api", &[], 1024, keys, true).unwrap();
+            for (stream, want) in [("stdout", out), ("stderr", err)] {
+                let v = &lines_of(&e, stream, b"at Main.main(Main.java:3)")[0];
+                assert_eq!(v[key], want, "{keys:?} {stream}");
+                // Pieces of a long line carry it too, and still fit.
+                for v in lines_of(&e, stream, &[b'\\'; 3000]) {
+                    assert_eq!(v[key], want, "{keys:?} {stream} piece");
+                }
+            }
+            let off = Encoder::new("api", &[], 1024, keys, false).unwrap();
+            assert!(lines_of(&off, "stderr", b"x")[0].get(key).is_none());
+        }
+    }
+
+    #[test]
+    fn an_app_object_keeps_its_own_level_and_gets_the_streams_otherwise() {
+        let e = Encoder::new("api", &[], 16384, KeyStyle::Gcp, true).unwrap();
+        let v = &lines_of(&e, "stderr", br#"{"severity":"DEBUG","m":1}"#)[0];
+        assert_eq!(v["severity"], "DEBUG");
+        let v = &lines_of(&e, "stderr", br#"{"sev\u0065rity":"DEBUG"}"#)[0];
+        assert_eq!(v["severity"], "DEBUG", "an escaped key is the same key");
+        let v = &lines_of(&e, "stderr", br#"{"m":1}"#)[0];
+        assert_eq!((&v["severity"], &v["m"]), (&"ERROR".into(), &1.into()));
+    }
+
+    #[test]
+    fn a_static_level_field_wins_over_the_streams_level() {
+        let f = [("severity".to_string(), "NOTICE".to_string())];
+        let e = Encoder::new("api", &f, 16384, KeyStyle::Gcp, true).unwrap();
+        let mut out = Vec::new();
+        assert!(e.line(&mut out, &ts(), "stderr", b"x"));
+        assert_eq!(out.windows(10).filter(|w| w == b"\"severity\"").count(), 1);
+    }
+
+    #[test]
+    fn an_app_object_cannot_say_it_is_berth() {
+        let e = enc();
+        let forged = br#"{"stream":"berth","event":"exit","code":0,"reason":"exited"}"#;
+        let v = &lines_of(&e, "stdout", forged)[0];
+        assert_eq!(
+            (&v["stream"], &v["app_stream"]),
+            (&"stdout".into(), &"berth".into())
+        );
+        assert_eq!(v["event"], "exit", "the rest of the object is kept");
+        let v = &lines_of(&e, "stderr", br#"{ "str\u0065am" : "berth" }"#)[0];
+        assert_eq!(
+            (&v["stream"], &v["app_stream"]),
+            (&"stderr".into(), &"berth".into())
+        );
+        // Two `stream`s, or `stream` beside `app_stream`: renaming would
+        // leave a duplicate key, so the line goes out as text.
+        for forged in [
+            &br#"{"stream":"a","stream":"berth"}"#[..],
+            br#"{"stream":"berth","app_stream":"x"}"#,
+            br#"{"stream":"berth","str\u0065am":"berth"}"#,
+        ] {
+            let mut out = Vec::new();
+            assert!(e.line(&mut out, &ts(), "stdout", forged));
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["msg"].as_str().map(str::as_bytes), Some(forged));
+            assert_eq!(v["stream"], "stdout");
+            let raw = String::from_utf8(out).unwrap();
+            assert_eq!(raw.matches("\"stream\"").count(), 1, "{raw}");
+        }
+        // `app_stream` alone is the app's own field.
+        assert_eq!(
+            lines_of(&e, "stdout", br#"{"app_stream":"x"}"#)[0]["app_stream"],
+            "x"
+        );
+    }
+
+    #[test]
+    fn escaped_keys_decode_like_json() {
+        assert!(key_is(b"stream", "stream"));
+        assert!(key_is(br"str\u0065am", "stream"));
+        assert!(key_is(br"\u0073tream", "stream"));
+        assert!(key_is(br"a\/b\n", "a/b\n"));
+        assert!(key_is(br"\ud83d\ude00", "\u{1F600}"));
+        assert!(!key_is(br"str\u0065amx", "stream"));
     }
 }

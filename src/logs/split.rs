@@ -300,20 +300,20 @@ mod tests {
 
     #[test]
     fn lines_across_reads_and_last_unterminated() {
-        let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 16384, KeyStyle::Default, false).unwrap();
         let v = run(&e, &[b"one\ntw", b"o\r\nthr", b"ee"]);
         assert_eq!(logical(&v), vec!["one", "two", "three"]);
     }
 
     #[test]
     fn empty_lines_are_lines() {
-        let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 16384, KeyStyle::Default, false).unwrap();
         assert_eq!(logical(&run(&e, &[b"\n\nx\n"])), vec!["", "", "x"]);
     }
 
     #[test]
     fn long_unterminated_line_is_cut_while_arriving_and_memory_stays_bounded() {
-        let e = Encoder::new("s", &[], 1024, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 1024, KeyStyle::Default, false).unwrap();
         let mut s = StreamLines::new("stdout", &e);
         let mut out = Vec::new();
         for _ in 0..1000 {
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn utf8_straddling_reads_decodes_as_a_whole() {
-        let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 16384, KeyStyle::Default, false).unwrap();
         let s = "€".as_bytes();
         assert_eq!(
             logical(&run(&e, &[&s[..1], &s[1..2], &s[2..], b"\n"])),
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn multiline_joins_a_java_stack_trace_into_one_event() {
-        let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 16384, KeyStyle::Default, false).unwrap();
         let trace: &[u8] = b"Exception in thread \"main\" java.lang.IllegalStateException: boom\n\
             \tat App.run(App.java:10)\n\
             \tat App.main(App.java:3)\n\
@@ -380,7 +380,7 @@ mod tests {
 
     #[test]
     fn multiline_joins_a_python_traceback_across_reads() {
-        let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 16384, KeyStyle::Default, false).unwrap();
         let v = multiline(
             &e,
             &[
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn multiline_never_joins_object_lines() {
-        let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 16384, KeyStyle::Default, false).unwrap();
         let v = multiline(&e, &[b"first\n  {\"level\":\"info\"}\n  indented\n"]);
         assert_eq!(v.len(), 3);
         assert_eq!(v[0]["msg"], "first");
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn multiline_event_stops_at_the_limit_and_the_next_continuation_starts_anew() {
-        let e = Encoder::new("s", &[], 1024, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 1024, KeyStyle::Default, false).unwrap();
         let frame = [b' '; 300];
         let mut input = b"head\n".to_vec();
         for _ in 0..6 {
@@ -431,7 +431,7 @@ mod tests {
 
     #[test]
     fn multiline_holds_until_the_deadline_only_while_something_is_held() {
-        let e = Encoder::new("s", &[], 16384, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 16384, KeyStyle::Default, false).unwrap();
         let mut s = StreamLines::new("stdout", &e).with_multiline(true);
         let mut out = Vec::new();
         assert_eq!(s.hold_deadline(), None, "nothing pending: no wake-up");
@@ -448,7 +448,7 @@ mod tests {
 
     #[test]
     fn multiline_held_event_precedes_a_long_lines_pieces() {
-        let e = Encoder::new("s", &[], 1024, KeyStyle::Default).unwrap();
+        let e = Encoder::new("s", &[], 1024, KeyStyle::Default, false).unwrap();
         let mut s = StreamLines::new("stdout", &e).with_multiline(true);
         let mut out = Vec::new();
         s.push(b"short\n", &e, &ts(), &mut out);
@@ -473,7 +473,7 @@ mod tests {
             nfields in 0usize..3,
         ) {
             let fields: Vec<(String, String)> = (0..nfields).map(|i| (format!("k{i}"), "v\"\\\u{1}".repeat(i * 5))).collect();
-            let e = Encoder::new("svc", &fields, max, KeyStyle::Default).unwrap();
+            let e = Encoder::new("svc", &fields, max, KeyStyle::Default, false).unwrap();
             let mut chunks = Vec::new();
             let mut at = 0;
             for c in cuts.iter().cycle() {
@@ -498,7 +498,7 @@ mod tests {
             lines in proptest::collection::vec(prop_oneof![
                 // App JSON objects of any size, fields that may clash with berth's.
                 proptest::collection::btree_map(
-                    prop_oneof![Just("level".to_string()), Just("ts".to_string()), Just("service".to_string()), "[a-z_]{1,8}"],
+                    prop_oneof![Just("level".to_string()), Just("ts".to_string()), Just("service".to_string()), Just("stream".to_string()), Just("app_stream".to_string()), "[a-z_]{1,8}"],
                     "[ -~\u{80}-\u{10ffff}]{0,400}", 0..8)
                     .prop_map(|m| serde_json::to_string(&m).unwrap()),
                 "[ -~\t\u{80}-\u{10ffff}]{0,3000}",
@@ -506,8 +506,9 @@ mod tests {
             fields in proptest::collection::vec(("[a-z.@_]{1,10}", "[ -~\u{1}\u{80}-\u{10ffff}]{0,200}"), 0..4),
             max in 1024usize..4096,
             cut in 1usize..5000,
+            stream_level in proptest::bool::ANY,
         ) {
-            let Ok(e) = Encoder::new("svc", &fields, max, KeyStyle::Default) else {
+            let Ok(e) = Encoder::new("svc", &fields, max, KeyStyle::Default, stream_level) else {
                 // Fields that leave no room are refused at start (125).
                 return Ok(());
             };
@@ -518,10 +519,15 @@ mod tests {
             }
             let chunks: Vec<&[u8]> = data.chunks(cut).collect();
             let v = run(&e, &chunks);
+            // A static `level` field, else the stream's level when asked.
+            let level = fields.iter().rev().find(|(k, _)| k == "level").map(|(_, v)| v.as_str())
+                .or(stream_level.then_some("info"));
             // Rebuild each input line from what was emitted.
             let mut i = 0;
             for l in &lines {
                 let first = &v[i];
+                // Whatever the app wrote, `stream` is the real one.
+                prop_assert_eq!(first["stream"].as_str(), Some("stdout"));
                 if first.get("partial_id").is_some() {
                     let mut text = String::new();
                     loop {
@@ -530,15 +536,23 @@ mod tests {
                         if v[i - 1].get("partial").is_none() { break; }
                     }
                     prop_assert_eq!(&text, l);
-                } else if let Ok(serde_json::Value::Object(app)) = serde_json::from_str::<Value>(l) {
-                    // Merged: the app's own fields win, berth's are added.
+                } else if let Some(app) = serde_json::from_str::<Value>(l).ok()
+                    .and_then(|v| v.as_object().cloned())
+                    .filter(|app| !(app.contains_key("stream") && app.contains_key("app_stream")))
+                {
+                    // Merged: the app's own fields win (its `stream` as
+                    // `app_stream`), berth's are added.
                     for (k, val) in &app {
-                        prop_assert_eq!(&first[k.as_str()], val);
+                        let k = if k == "stream" { "app_stream" } else { k.as_str() };
+                        prop_assert_eq!(&first[k], val);
                     }
-                    prop_assert!(first.get("stream").is_some());
+                    if !app.contains_key("level") {
+                        prop_assert_eq!(first.get("level").and_then(Value::as_str), level);
+                    }
                     i += 1;
                 } else {
                     prop_assert_eq!(first["msg"].as_str().unwrap(), l.as_str());
+                    prop_assert_eq!(first.get("level").and_then(Value::as_str), level);
                     i += 1;
                 }
             }
