@@ -154,10 +154,6 @@ impl HttpStatus {
         self.clients.iter().map(|c| c.deadline).min()
     }
 
-    pub fn clients(&self) -> usize {
-        self.clients.len()
-    }
-
     /// The listener is readable: take the waiting connections, answer those
     /// whose request is already there, keep the others (dropping the oldest
     /// when the set is full). Returns false when berth is out of fds with
