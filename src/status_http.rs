@@ -272,6 +272,69 @@ mod tests {
         assert_eq!(code(&long[..MAX_REQUEST], &s), 431);
     }
 
+    /// A status port on loopback with its epoll, and a way to connect.
+    fn port() -> (HttpStatus, Epoll, u16) {
+        let h = HttpStatus::bind("127.0.0.1:0".parse().unwrap(), 1 << 32).unwrap();
+        let epoll = Epoll::new(nix::sys::epoll::EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let port = h.listener.local_addr().unwrap().port();
+        (h, epoll, port)
+    }
+
+    /// Takes the connections made so far. Loopback completes a connect and
+    /// delivers a write before the call returns; the pause is only a margin.
+    fn accept_all(h: &mut HttpStatus, epoll: &Epoll, now: Instant) {
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(h.accept(epoll, &snap(), now));
+    }
+
+    /// berth has closed the connection (a FIN: it sent nothing unread).
+    fn ended(s: &mut TcpStream) -> bool {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        matches!(s.read(&mut [0u8; 16]), Ok(0))
+    }
+
+    #[test]
+    fn a_full_set_drops_the_oldest_client_and_deadlines_drop_the_rest() {
+        let (mut h, epoll, port) = port();
+        let now = Instant::now();
+        let mut stalled: Vec<TcpStream> = (0..MAX_CLIENTS + 3)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        accept_all(&mut h, &epoll, now);
+        assert_eq!(h.clients.len(), MAX_CLIENTS);
+        assert_eq!(h.deadline(), Some(now + CLIENT_TIMEOUT));
+        for s in &mut stalled[..3] {
+            assert!(ended(s), "the oldest are dropped first");
+        }
+        h.on_time(&epoll, now + CLIENT_TIMEOUT);
+        assert!(h.clients.is_empty());
+        assert_eq!(h.deadline(), None, "no client, no wake-up");
+        assert!(ended(&mut stalled[MAX_CLIENTS + 2]));
+    }
+
+    #[test]
+    fn a_request_already_there_is_answered_on_accept_and_a_late_one_on_read() {
+        let (mut h, epoll, port) = port();
+        let mut early = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        early.write_all(b"GET /livez HTTP/1.1\r\n\r\n").unwrap();
+        let mut late = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        late.write_all(b"GET /readyz HTTP/1.1\r\n").unwrap();
+        accept_all(&mut h, &epoll, Instant::now());
+        assert_eq!(h.clients.len(), 1, "only the incomplete one waits");
+        let mut answer = String::new();
+        early.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+
+        late.write_all(b"Host: x\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let fd = h.clients[0].stream.as_raw_fd();
+        h.on_readable(&epoll, fd, &snap());
+        assert!(h.clients.is_empty());
+        let mut answer = String::new();
+        late.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    }
+
     #[test]
     fn response_has_the_status_json_and_head_has_no_body() {
         let r =
