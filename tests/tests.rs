@@ -7,6 +7,7 @@ mod util;
 mod cli;
 mod docker;
 mod drill;
+mod grpc;
 mod health;
 mod hostile;
 mod kubernetes;
