@@ -218,6 +218,18 @@ impl Decoder {
         Ok(fields)
     }
 
+    /// The dynamic table's accounted size, its current maximum and the sum
+    /// of its entries' sizes (for the fuzz target's invariants: the first
+    /// equals the last, and neither exceeds the maximum).
+    pub fn table_sizes(&self) -> (usize, usize, usize) {
+        let sum = self
+            .table
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + ENTRY_OVERHEAD)
+            .sum();
+        (self.size, self.max_size, sum)
+    }
+
     /// Static index 1..=61, then the dynamic table newest first.
     fn entry(&self, index: usize) -> Result<(&[u8], &[u8]), String> {
         if let Some(i) = index.checked_sub(1) {
