@@ -94,7 +94,7 @@ const RUN_OPTIONS: &[(&str, Option<char>, &str, Kind, &str)] = &[
     ("log-max-line", None, "BYTES", Kind::Value, "Longest line berth emits, envelope and newline included [default: 16384]"),
     ("log-keys", None, "default|gcp|ecs", Kind::Value, "Names of berth's own keys [default: default]"),
     ("log-multiline", None, "indent", Kind::Value, "Join indented continuation lines (stack traces) into the previous event"),
-    ("health", None, "TARGET", Kind::Value, "Probe the app every interval (http://HOST:PORT/PATH or tcp://HOST:PORT)"),
+    ("health", None, "TARGET", Kind::Value, "Probe the app every interval (http://HOST:PORT/PATH, tcp://HOST:PORT, grpc://HOST:PORT[/SERVICE])"),
     ("health-interval", None, "DURATION", Kind::Value, "Time between probes [default: 10s]"),
     ("health-timeout", None, "DURATION", Kind::Value, "Time one probe may take [default: 3s]"),
     ("health-retries", None, "N", Kind::Value, "Consecutive failures before unhealthy [default: 3]"),
@@ -423,7 +423,7 @@ fn parse_probe(args: &[OsString]) -> Result<Invocation, Error> {
     let m = scan(args, PROBE_OPTIONS, false)?;
     if m.help {
         return Ok(Invocation::Print(help(
-            "berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH or tcp://HOST:PORT)",
+            "berth probe [OPTIONS] TARGET   (http://HOST[:PORT]/PATH, tcp://HOST:PORT,\n                                       grpc://HOST:PORT[/SERVICE])",
             "One health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.",
             PROBE_OPTIONS,
         )));
