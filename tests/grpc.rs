@@ -8,8 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::health::probe;
 use crate::util::{berth_bin, first_line, free_port, Berth, Running};
 
 /// The grpcio server script.
@@ -59,20 +60,6 @@ impl Drop for GrpcServer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn probe(args: &[&str]) -> (i32, String, Duration) {
-    let t = Instant::now();
-    let out = Command::new(berth_bin())
-        .arg("probe")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        t.elapsed(),
-    )
 }
 
 /// Exit 1 with exactly one stderr line ending in `reason`.
