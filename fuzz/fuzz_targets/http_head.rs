@@ -11,25 +11,12 @@
 
 #![no_main]
 
-use std::io::Read;
-
 use berth::health::probe::{parse_status_line, read_final_status, validate_header};
 use libfuzzer_sys::fuzz_target;
 
-/// Hands out at most `size` bytes per read.
-struct Trickle<'a> {
-    data: &'a [u8],
-    size: usize,
-}
-
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.size.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
+#[path = "trickle.rs"]
+mod trickle;
+use trickle::Trickle;
 
 fuzz_target!(|input: &[u8]| {
     let Some((&size, data)) = input.split_first() else {
