@@ -122,7 +122,7 @@ const RUN_OPTIONS: &[Opt] = &[
     ("log-keys", None, "default|gcp|ecs", Value, "names of the ts/msg/level keys [default]"),
     ("log-stream-level", None, "on|off", Value, "stdout info, stderr error [on: gcp, ecs]"),
     ("log-multiline", None, "indent", Value, "join indented lines (stack traces)"),
-    ("health", None, "TARGET", Value, "probe the app (http://, tcp:// or grpc:// URL)"),
+    ("health", None, "TARGET", Value, "probe the app: http://, tcp://, grpc://"),
     ("health-interval", None, "DURATION", Value, "time between probes [10s]"),
     ("health-timeout", None, "DURATION", Value, "time one probe may take [3s]"),
     ("health-retries", None, "N", Value, "failures in a row to be unhealthy [3]"),
