@@ -122,7 +122,7 @@ const RUN_OPTIONS: &[Opt] = &[
     ("log-keys", None, "default|gcp|ecs", Value, "names of the ts/msg/level keys [default]"),
     ("log-stream-level", None, "on|off", Value, "stdout info, stderr error [on: gcp, ecs]"),
     ("log-multiline", None, "indent", Value, "join indented lines (stack traces)"),
-    ("health", None, "TARGET", Value, "probe the app (http:// or tcp:// URL)"),
+    ("health", None, "TARGET", Value, "probe the app: http://, tcp://, grpc://"),
     ("health-interval", None, "DURATION", Value, "time between probes [10s]"),
     ("health-timeout", None, "DURATION", Value, "time one probe may take [3s]"),
     ("health-retries", None, "N", Value, "failures in a row to be unhealthy [3]"),
@@ -529,7 +529,8 @@ fn help_for(sub: &str) -> String {
     match sub {
         "probe" => help(
             "berth probe: one health probe. Exit 0 healthy, 1 unhealthy, 2 usage error.\n\n\
-             Usage: berth probe [OPTIONS] TARGET  (http://HOST[:PORT]/PATH, tcp://HOST:PORT)",
+             Usage: berth probe [OPTIONS] TARGET\n\n\
+             TARGET: http://HOST[:PORT]/PATH, tcp://HOST:PORT or grpc://HOST:PORT[/SERVICE]",
             &[PROBE_OPTIONS],
             "",
         ),

@@ -10,7 +10,8 @@ use crate::util::{
     sh_in_pid_namespace, Berth, Running,
 };
 
-fn probe(args: &[&str]) -> (i32, String, Duration) {
+/// `berth probe ARGS`: exit code, stderr, wall time.
+pub(crate) fn probe(args: &[&str]) -> (i32, String, Duration) {
     let t = Instant::now();
     let out = Command::new(berth_bin())
         .arg("probe")

@@ -8,6 +8,7 @@ mod cli;
 mod docker;
 mod drill;
 mod engines;
+mod grpc;
 mod health;
 mod hostile;
 mod http;

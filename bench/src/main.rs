@@ -871,7 +871,15 @@ fn probe(o: &Opts, _all: &[Init], r: &mut Report) -> Res<()> {
         }
     });
     let url = format!("http://127.0.0.1:{port}/");
+    // The grpc:// probe against a real gRPC server: grpcio's health
+    // servicer (tests/grpc_health_server.py; bench/run installs grpcio).
+    let grpc = GrpcServer::start()?;
+    let grpc_url = format!("grpc://127.0.0.1:{}", grpc.port);
     let variants: Vec<(&str, Vec<String>)> = vec![
+        (
+            "berth-grpc",
+            vec![o.berth.clone(), "probe".into(), grpc_url.clone()],
+        ),
         ("berth", vec![o.berth.clone(), "probe".into(), url.clone()]),
         (
             "curl",
@@ -900,7 +908,7 @@ fn probe(o: &Opts, _all: &[Init], r: &mut Report) -> Res<()> {
                 .map_err(|e| format!("{}: {e}", argv[0]))?;
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             if !st.success() {
-                return Err(format!("{name} probe of {url} failed: {st}"));
+                return Err(format!("{name} probe ({}) failed: {st}", argv.join(" ")));
             }
             if round >= 5 {
                 r.add("probe_ms", "ms", name, ms);
@@ -908,6 +916,55 @@ fn probe(o: &Opts, _all: &[Init], r: &mut Report) -> Res<()> {
         }
     }
     Ok(())
+}
+
+/// tests/grpc_health_server.py on a free loopback port, killed on drop.
+struct GrpcServer {
+    child: Child,
+    port: u16,
+}
+
+impl GrpcServer {
+    fn start() -> Res<GrpcServer> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/grpc_health_server.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("python3 {}: {e}", script.display()))?;
+        let mut out = child.stdout.take().ok_or("no stdout")?;
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\n") && line.len() < 200 {
+            match out.read(&mut b) {
+                Ok(1) => line.push(b[0]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&line);
+        let port = text
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok());
+        let mut server = GrpcServer { child, port: 0 };
+        match port {
+            Some(p) => server.port = p,
+            None => {
+                return Err(format!(
+                    "grpc health server did not start ({text:?}): python3 -m pip install grpcio grpcio-health-checking"
+                ))
+            }
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // --------------------------------------------------------------- output
@@ -1238,6 +1295,16 @@ fn to_markdown(r: &Report, o: &Opts) -> String {
         format!("curl -fsS {pc:.2} ms; wget -q {pw:.2} ms"),
         format!("≤ 0.5× curl: {:.2}×", pb / pc),
         Some(pb <= 0.5 * pc),
+    );
+    let pg = m("probe_ms", "berth-grpc");
+    let mut g_cells = vec![format!("{pg:.2} ms ({:.2}× the http probe)", pg / pb)];
+    g_cells.extend(std::iter::repeat_n("–".to_string(), 5));
+    row(
+        "probe wall time, `berth probe grpc://127.0.0.1:PORT` (grpcio's health servicer)".into(),
+        g_cells,
+        format!("berth probe http:// {pb:.2} ms"),
+        "–".into(),
+        None,
     );
     s
 }

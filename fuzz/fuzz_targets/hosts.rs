@@ -4,8 +4,9 @@
 //! Properties: never panics; every address found is the first field of a
 //! hosts line, listed once; case and a trailing dot on NAME do not matter.
 //! The first line is also parsed as a probe target: never panics, errors are
-//! one line, and a parsed target's path and Host header carry no space
-//! or control character into the request.
+//! one line, and a parsed target's path and Host header (a `grpc://`
+//! target's authority and service) carry no space or control character
+//! into the request.
 
 #![no_main]
 
@@ -41,6 +42,14 @@ fuzz_target!(|input: &[u8]| {
             let clean = |s: &str| !s.bytes().any(|b| b.is_ascii_control() || b == b' ');
             assert!(clean(&path) && !path.is_empty(), "{path:?}");
             assert!(clean(&host_header), "{host_header:?}");
+        }
+        Ok(Target::Grpc {
+            authority, service, ..
+        }) => {
+            // Both go into the request's headers and message verbatim.
+            let clean = |s: &str| !s.chars().any(|c| c.is_control() || c.is_whitespace());
+            assert!(clean(&authority) && !authority.is_empty(), "{authority:?}");
+            assert!(clean(&service) && !service.contains(['/', '?']), "{service:?}");
         }
         Err(e) => assert!(!e.0.contains('\n') && !e.0.is_empty(), "{}", e.0),
     }

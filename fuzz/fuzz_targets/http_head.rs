@@ -17,28 +17,15 @@
 
 #![no_main]
 
-use std::io::Read;
-
 use berth::drill::load::{Reader, Step};
 use berth::health::probe::{read_final_status, validate_header};
 use berth::status::Snapshot;
 use berth::status_http::{response, MAX_REQUEST};
 use libfuzzer_sys::fuzz_target;
 
-/// Hands out at most `size` bytes per read.
-struct Trickle<'a> {
-    data: &'a [u8],
-    size: usize,
-}
-
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.size.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
+#[path = "trickle.rs"]
+mod trickle;
+use trickle::Trickle;
 
 /// The final status by httparse alone: None when the input holds no whole
 /// final head or a malformed one.

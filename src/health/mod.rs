@@ -1,5 +1,6 @@
 //! Health: target parsing and name resolution without DNS ([`target`]), one
-//! bounded HTTP/TCP probe ([`probe`]) shared by `berth probe` and the
+//! bounded HTTP/TCP/gRPC probe ([`probe`], the gRPC call in [`grpc`] over
+//! [`h2`] framing and [`hpack`] headers) shared by `berth probe` and the
 //! supervised checks, and the supervised schedule and state ([`monitor`]).
 //!
 //! Everything here is std only and bounded by one overall deadline, so the
@@ -7,6 +8,9 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod grpc;
+pub mod h2;
+pub mod hpack;
 pub mod monitor;
 pub mod probe;
 pub mod target;

@@ -58,7 +58,9 @@ fn probe_with_hosts(
         validate_header(header)?;
     }
     let (host, port) = match target {
-        Target::Http { host, port, .. } | Target::Tcp { host, port } => (host, *port),
+        Target::Http { host, port, .. }
+        | Target::Tcp { host, port }
+        | Target::Grpc { host, port, .. } => (host, *port),
     };
     let addrs = resolve(host, port, hosts_path)?;
     let stream = connect(&addrs, &clock)?;
@@ -71,17 +73,20 @@ fn probe_with_hosts(
             let status = exchange(stream, request.as_bytes(), &clock)?;
             judge(status, &options.expect_status)
         }
+        Target::Grpc {
+            authority, service, ..
+        } => super::grpc::check(stream, authority, service, &options.headers, &clock),
     }
 }
 
 /// The one overall deadline; every blocking call gets what is left of it.
-struct Deadline {
+pub(super) struct Deadline {
     at: Instant,
     timeout: Duration,
 }
 
 impl Deadline {
-    fn start(timeout: Duration) -> Deadline {
+    pub(super) fn start(timeout: Duration) -> Deadline {
         let now = Instant::now();
         Deadline {
             at: now + timeout.min(TIMEOUT_CAP),
@@ -91,13 +96,13 @@ impl Deadline {
 
     /// Time left, or None once the deadline has passed (never a zero duration,
     /// which the socket timeout setters refuse).
-    fn remaining(&self) -> Option<Duration> {
+    pub(super) fn remaining(&self) -> Option<Duration> {
         self.at
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
     }
 
-    fn expired(&self, phase: &str) -> String {
+    pub(super) fn expired(&self, phase: &str) -> String {
         format!("timeout after {:?} ({phase})", self.timeout)
     }
 }
@@ -166,7 +171,7 @@ fn exchange(mut stream: TcpStream, request: &[u8], clock: &Deadline) -> Result<u
     final_status(&mut Timed(stream), clock)
 }
 
-fn send(stream: &mut TcpStream, mut data: &[u8], clock: &Deadline) -> io::Result<()> {
+pub(super) fn send(stream: &mut TcpStream, mut data: &[u8], clock: &Deadline) -> io::Result<()> {
     while !data.is_empty() {
         let left = clock.remaining().ok_or(io::ErrorKind::TimedOut)?;
         stream.set_write_timeout(Some(left))?;
@@ -283,7 +288,7 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+pub(super) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock

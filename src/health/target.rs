@@ -1,4 +1,4 @@
-//! Probe targets: parsing the `http://` and `tcp://` URLs a user types, and
+//! Probe targets: parsing the `http://`, `tcp://` and `grpc://` URLs a user types, and
 //! resolving host names without DNS (IP literals, our own `/etc/hosts`
 //! parser, and a built-in `localhost`).
 
@@ -28,6 +28,15 @@ pub enum Target {
     },
     /// `tcp://HOST:PORT`: healthy when a connection opens.
     Tcp { host: Host, port: u16 },
+    /// `grpc://HOST:PORT[/SERVICE]`: the standard gRPC health check.
+    Grpc {
+        host: Host,
+        port: u16,
+        /// `:authority`: the host as written in the URL, with `:port`.
+        authority: String,
+        /// The service asked about; empty for the server as a whole.
+        service: String,
+    },
 }
 
 /// A target the user typed wrong: usage error (exit 2). Display gives the one-line reason, e.g.
@@ -43,7 +52,12 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
-const FORMS: &str = "expected http://HOST[:PORT]/PATH or tcp://HOST:PORT";
+const FORMS: &str =
+    "expected http://HOST[:PORT]/PATH, tcp://HOST:PORT or grpc://HOST:PORT[/SERVICE]";
+
+/// Longest gRPC service name accepted (real ones are fully qualified
+/// protobuf names, far shorter); keeps the request inside one frame.
+const MAX_SERVICE: usize = 1024;
 
 /// Largest `/etc/hosts` we read; the rest of a bigger file is ignored.
 const MAX_HOSTS_FILE: u64 = 1 << 20;
@@ -52,7 +66,8 @@ fn usage(msg: impl Into<String>) -> TargetError {
     TargetError(msg.into())
 }
 
-/// Parses `http://HOST[:PORT][/PATH][?QUERY]` or `tcp://HOST:PORT`.
+/// Parses `http://HOST[:PORT][/PATH][?QUERY]`, `tcp://HOST:PORT` or
+/// `grpc://HOST:PORT[/SERVICE]`.
 ///
 /// HOST is a name, an IPv4 address or a bracketed IPv6 address. The scheme is
 /// case-insensitive, a `#fragment` is dropped (it is never sent), and non-ASCII
@@ -74,7 +89,7 @@ pub fn parse_target(s: &str) -> Result<Target, TargetError> {
     };
     let is_http = match scheme.to_ascii_lowercase().as_str() {
         "http" => true,
-        "tcp" => false,
+        "tcp" | "grpc" => false,
         "https" => {
             return Err(usage(format!(
                 "{s} is not supported: berth probes health endpoints on loopback, without TLS; use http://"
@@ -100,6 +115,9 @@ pub fn parse_target(s: &str) -> Result<Target, TargetError> {
     let (host, host_text, port) = parse_authority(authority)?;
     let tail = tail.find('#').map_or(tail, |i| &tail[..i]);
 
+    if scheme.eq_ignore_ascii_case("grpc") {
+        return parse_grpc(s, host, host_text, port, tail);
+    }
     if !is_http {
         let Some(port) = port else {
             return Err(usage(format!("target {s:?} needs a port: tcp://HOST:PORT")));
@@ -128,6 +146,39 @@ pub fn parse_target(s: &str) -> Result<Target, TargetError> {
         port,
         path,
         host_header,
+    })
+}
+
+/// The gRPC form: a port is required (gRPC has no default port), and the
+/// path, if any, is one service name.
+fn parse_grpc(
+    s: &str,
+    host: Host,
+    host_text: String,
+    port: Option<u16>,
+    tail: &str,
+) -> Result<Target, TargetError> {
+    let Some(port) = port else {
+        return Err(usage(format!(
+            "target {s:?} needs a port: grpc://HOST:PORT[/SERVICE]"
+        )));
+    };
+    let service = tail.strip_prefix('/').unwrap_or(tail);
+    if tail.starts_with('?') || service.contains(['/', '?']) {
+        return Err(usage(format!(
+            "target {s:?}: grpc:// takes one service name after the port, e.g. grpc://{host_text}:{port}/my.pkg.Service"
+        )));
+    }
+    if service.len() > MAX_SERVICE {
+        return Err(usage(format!(
+            "target {s:?}: service name longer than {MAX_SERVICE} bytes"
+        )));
+    }
+    Ok(Target::Grpc {
+        host,
+        port,
+        authority: format!("{host_text}:{port}"),
+        service: service.to_string(),
     })
 }
 
@@ -437,6 +488,50 @@ mod tests {
                 port: 6379
             }
         );
+    }
+
+    #[test]
+    fn grpc_forms() {
+        let grpc = |host, port, authority: &str, service: &str| Target::Grpc {
+            host,
+            port,
+            authority: authority.to_string(),
+            service: service.to_string(),
+        };
+        assert_eq!(
+            parse_target("grpc://127.0.0.1:50051").unwrap(),
+            grpc(v4("127.0.0.1"), 50051, "127.0.0.1:50051", "")
+        );
+        assert_eq!(
+            parse_target("grpc://localhost:50051/").unwrap(),
+            grpc(name("localhost"), 50051, "localhost:50051", "")
+        );
+        assert_eq!(
+            parse_target("GRPC://[::1]:9000/grpc.health.v1.Health").unwrap(),
+            grpc(
+                Host::Ip("::1".parse().unwrap()),
+                9000,
+                "[::1]:9000",
+                "grpc.health.v1.Health"
+            )
+        );
+        assert_eq!(
+            parse_target("grpc://app:1/my.pkg.Svc#frag").unwrap(),
+            grpc(name("app"), 1, "app:1", "my.pkg.Svc")
+        );
+        for (input, want) in [
+            ("grpc://app", "needs a port"),
+            ("grpc://app/svc", "needs a port"),
+            ("grpc://app:1/a/b", "one service name"),
+            ("grpc://app:1?x", "one service name"),
+            ("grpc://app:1/svc?x=1", "one service name"),
+            ("grpcs://app:1", "unsupported scheme"),
+        ] {
+            let got = usage_error(input);
+            assert!(got.contains(want), "{input:?}: {got:?}");
+        }
+        let long = format!("grpc://app:1/{}", "s".repeat(MAX_SERVICE + 1));
+        assert!(usage_error(&long).contains("longer than 1024"));
     }
 
     #[test]
