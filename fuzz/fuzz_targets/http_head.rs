@@ -114,6 +114,7 @@ fuzz_target!(|input: &[u8]| {
     let head = &data[..data.len().min(MAX_REQUEST)];
     let snap = Snapshot {
         pid: 1,
+        init: "entrypoint",
         app_pid: 7,
         app_uid: 0,
         uptime_s: 1.0,
