@@ -219,7 +219,13 @@ impl Scope {
         };
         s.cleanup();
         let ctx = s.dir.display().to_string();
-        s.e.ok(&["build", "-q", "-t", &s.image, &ctx]);
+        {
+            // One build at a time: Podman's vfs image store failed one of
+            // two parallel `podman build`s with an image-store error.
+            static ONE_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one = ONE_BUILD.lock().unwrap_or_else(|p| p.into_inner());
+            s.e.ok(&["build", "-q", "-t", &s.image, &ctx]);
+        }
         s
     }
 
