@@ -210,6 +210,10 @@ impl Scope {
             });
         }
         std::fs::write(root.join("etc/passwd"), "root:x:0:0::/:/sbin/nologin\n").unwrap();
+        // A file that differs per scope, so no two test images share a
+        // layer: Podman's vfs store once lost a layer that one test's build
+        // was committing while another test's `rmi` removed its twin.
+        std::fs::write(root.join("etc/berth-test-scope"), &prefix).unwrap();
         std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY rootfs/ /\n").unwrap();
         let s = Scope {
             e,
@@ -220,10 +224,7 @@ impl Scope {
         s.cleanup();
         let ctx = s.dir.display().to_string();
         {
-            // One build at a time: Podman's vfs image store failed one of
-            // two parallel `podman build`s with an image-store error.
-            static ONE_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let _one = ONE_BUILD.lock().unwrap_or_else(|p| p.into_inner());
+            let _one = image_store_lock();
             s.e.ok(&["build", "-q", "-t", &s.image, &ctx]);
         }
         s
@@ -292,8 +293,17 @@ impl Scope {
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.e.out(&["rm", "-f", id]);
         }
+        let _one = image_store_lock();
         let _ = self.e.out(&["rmi", "-f", &self.image]);
     }
+}
+
+/// One image build or removal at a time: Podman's vfs image store failed
+/// one of two parallel `podman build`s ("image-store error", then "layer
+/// not known" while another test removed its image).
+fn image_store_lock() -> std::sync::MutexGuard<'static, ()> {
+    static IMAGE_STORE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    IMAGE_STORE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for Scope {
