@@ -21,6 +21,10 @@ use crate::user::Identity;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(8);
 pub const DEFAULT_MAX_LINE: usize = 16384;
 pub const MIN_MAX_LINE: usize = 1024;
+/// What berth's stdout pipe grows to once an app floods it: measured in
+/// docs/benchmarks.md ("Pipe sizes"), where 512 KiB was as fast as 1 MiB.
+pub const DEFAULT_PIPE_SIZE: usize = 512 * 1024;
+pub const MAX_PIPE_SIZE: usize = 64 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogMode {
@@ -38,6 +42,8 @@ pub struct LogConfig {
     /// Text lines carry their stream's level (`--log-stream-level`).
     pub stream_level: bool,
     pub multiline: bool,
+    /// `--log-pipe-size`: what a flooded stdout pipe grows to (0: never).
+    pub pipe_size: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -282,6 +288,22 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
         Some("indent") => true,
         Some(o) => return Err(bad("log-multiline", format!("\"{o}\": expected indent"))),
     };
+    let pipe_size = match &a.log_pipe_size {
+        None => DEFAULT_PIPE_SIZE,
+        Some(s) => {
+            let n = parse::bytes(s).map_err(|e| bad("log-pipe-size", e))?;
+            // The kernel's own ceiling for a process without
+            // CAP_SYS_RESOURCE is /proc/sys/fs/pipe-max-size (1 MiB by
+            // default); 64 MiB keeps a typo from asking for gigabytes.
+            if n > MAX_PIPE_SIZE {
+                return Err(bad(
+                    "log-pipe-size",
+                    format!("\"{s}\": at most 64m (0 keeps the pipe as it is)"),
+                ));
+            }
+            n
+        }
+    };
     Ok(LogConfig {
         mode,
         service,
@@ -290,6 +312,7 @@ fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
         keys,
         stream_level,
         multiline,
+        pipe_size,
     })
 }
 

@@ -22,6 +22,7 @@ use crate::config::{Config, LogMode};
 use crate::error::{app_exit_code, AppEnd, Error};
 use crate::health::monitor::{Monitor, Verdict};
 use crate::logs::events::{Events, ExitInfo, StartInfo};
+use crate::logs::flood::{self, Flood};
 use crate::logs::json::{Encoder, Timestamp};
 use crate::logs::out::{Flush, Out, HIGH_WATER, LOW_WATER};
 use crate::logs::split::StreamLines;
@@ -41,8 +42,9 @@ const TOKEN_HTTP_LISTENER: u64 = 5;
 /// `--status-listen` clients: this plus the client's fd.
 const TOKEN_HTTP_CLIENTS: u64 = 1 << 32;
 
-/// One read serves many lines; 64 KiB is a pipe's default capacity.
-const READ_CHUNK: usize = 64 * 1024;
+/// One read serves many lines; 64 KiB is a pipe's default capacity (a
+/// flood grows it with the pipes: logs/flood.rs).
+const READ_CHUNK: usize = flood::BASE_PIPE;
 
 /// One of the app's output pipes (json mode).
 struct AppPipe {
@@ -51,6 +53,8 @@ struct AppPipe {
     lines: StreamLines,
     /// Registered in epoll (false while paused for backpressure).
     polled: bool,
+    /// Grown for a flood, not given back yet.
+    grown: bool,
 }
 
 pub struct Supervisor {
@@ -64,6 +68,7 @@ pub struct Supervisor {
     out: Out,
     pipes: Vec<AppPipe>,
     read_buf: Vec<u8>,
+    flood: Flood,
     out_polled: bool,
     shutdown: Shutdown,
     app_end: Option<AppEnd>,
@@ -151,7 +156,11 @@ impl Supervisor {
         )
         .map_err(Error::config)?;
         let json = cfg.log.mode == LogMode::Json;
-        let out = if json { Out::new(1) } else { Out::unused(1) };
+        let out = if json {
+            Out::new(1).grow_pipe_when_full(cfg.log.pipe_size)
+        } else {
+            Out::unused(1)
+        };
 
         // Who the app runs as, and whether berth may make it so.
         let (uid, gid) = (
@@ -201,6 +210,7 @@ impl Supervisor {
                     token,
                     lines: StreamLines::new(name, &encoder).with_multiline(cfg.log.multiline),
                     polled: true,
+                    grown: false,
                 });
                 write_ends.push(w);
             }
@@ -271,6 +281,7 @@ impl Supervisor {
             pipes,
             // Plain mode reads no pipe: no buffer (64 KiB of RSS a zeroed
             // allocation would touch).
+            flood: Flood::new(cfg.log.pipe_size),
             read_buf: if json {
                 vec![0u8; READ_CHUNK]
             } else {
@@ -407,6 +418,7 @@ impl Supervisor {
             self.scans.deadline(),
             self.monitor.as_ref().and_then(|m| m.deadline()),
             self.http.as_ref().and_then(|h| h.deadline()),
+            self.flood.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -533,6 +545,9 @@ impl Supervisor {
         if self.scans.deadline().is_some_and(|d| now >= d) {
             self.reap();
         }
+        if self.flood.due(now) {
+            self.give_back_flood(now);
+        }
         for p in &mut self.pipes {
             p.lines
                 .flush_due(now, self.events.encoder(), &mut self.out.buf);
@@ -658,6 +673,18 @@ impl Supervisor {
                 self.pipes.remove(i);
             }
             Ok(n) => {
+                if n == self.read_buf.len() {
+                    // The read took all it could: the app floods this pipe.
+                    let now = Instant::now();
+                    self.flood.full(now);
+                    let size = self.flood.app_pipe();
+                    if !pipe.grown && self.read_buf.len() < size {
+                        pipe.grown = sys::set_pipe_size(pipe.fd.as_raw_fd(), size).is_ok();
+                    }
+                    if pipe.grown && self.read_buf.len() < size {
+                        self.read_buf.resize(size, 0);
+                    }
+                }
                 if self.out.broken() {
                     return; // stdout is gone: read and discard, so the app never blocks.
                 }
@@ -683,6 +710,11 @@ impl Supervisor {
             return;
         }
         let state = self.out.flush();
+        match state {
+            Flush::Blocked => self.flood.full(Instant::now()),
+            Flush::Done => self.flood.drained(Instant::now()),
+            Flush::Broken => {}
+        }
         let want_out = state == Flush::Blocked && self.out.pollable();
         if want_out != self.out_polled {
             let fd = sys::borrow_fd(self.out.fd());
@@ -707,6 +739,30 @@ impl Supervisor {
                 p.polled = true;
             }
         }
+    }
+
+    /// One second after the last full pipe: the pipes back to their old
+    /// size and the buffers back to the allocator (logs/flood.rs).
+    fn give_back_flood(&mut self, now: Instant) {
+        if self.out.pending() > 0 {
+            self.flood.put_off();
+            return;
+        }
+        let mut all = self.out.give_back();
+        for p in &mut self.pipes {
+            if p.grown {
+                // EBUSY: it still holds more than 64 KiB; tried again later.
+                p.grown = sys::set_pipe_size(p.fd.as_raw_fd(), flood::BASE_PIPE).is_err();
+                all &= !p.grown;
+            }
+        }
+        if self.read_buf.len() > READ_CHUNK {
+            self.read_buf = vec![0u8; READ_CHUNK];
+        }
+        for p in &mut self.pipes {
+            p.lines.give_back();
+        }
+        self.flood.given_back(all, now);
     }
 
     /// Every process is gone: read what is left in the pipes, write the

@@ -113,6 +113,24 @@ pub fn pipe_above(min_fd: RawFd) -> nix::Result<(OwnedFd, OwnedFd)> {
     Ok((move_above(r, min_fd)?, move_above(w, min_fd)?))
 }
 
+/// Asks the kernel for a pipe buffer of at least `bytes` (rounded up to a
+/// power-of-two number of pages) on either end of a pipe or FIFO; returns
+/// the size it now has. Fails with EPERM above `/proc/sys/fs/pipe-max-size`
+/// or the user's pipe quota for a process without CAP_SYS_RESOURCE, EBUSY
+/// when the pipe holds more than the new size, EBADF/EINVAL when it is not
+/// a pipe: callers keep the size it had.
+pub fn set_pipe_size(fd: RawFd, bytes: usize) -> nix::Result<usize> {
+    let want = libc::c_int::try_from(bytes).map_err(|_| Errno::EINVAL)?;
+    let got = nix::fcntl::fcntl(borrow_fd(fd), nix::fcntl::FcntlArg::F_SETPIPE_SZ(want))?;
+    Ok(got as usize)
+}
+
+/// The pipe's buffer size in bytes.
+pub fn pipe_size(fd: RawFd) -> nix::Result<usize> {
+    let got = nix::fcntl::fcntl(borrow_fd(fd), nix::fcntl::FcntlArg::F_GETPIPE_SZ)?;
+    Ok(got as usize)
+}
+
 /// Re-numbers `fd` to ≥ `min_fd` (close-on-exec) when it is below.
 pub fn move_above(fd: OwnedFd, min_fd: RawFd) -> nix::Result<OwnedFd> {
     if fd.as_raw_fd() >= min_fd {
@@ -652,50 +670,99 @@ impl SignalFd {
 }
 
 /// `out.extend_from_slice(src)` for the short copies of the JSON hot path
-/// (a line's header and body, about 100 bytes each). musl's `memcpy` aligns
-/// byte by byte and then runs `rep movsq`, whose start-up cost dominates at
-/// this size: it was 38% of berth's CPU in json mode (perf). Here the copy
-/// is 16-byte unaligned SSE2 moves, with an overlapping last move instead
-/// of a byte loop (which the compiler would turn back into a `memcpy` call).
-/// Long copies still go to `memcpy`, which is fast once started.
-#[cfg(target_arch = "x86_64")]
+/// (a line's head, body and tail: 3 to about 200 bytes). musl's `memcpy`
+/// aligns byte by byte and then runs `rep movsq`, whose start-up cost
+/// dominates at this size: it was 38% of berth's CPU in json mode (perf),
+/// and after the long copies went here, the 3-byte tail and the timestamp
+/// were still 16% (perf, issue 19). Long copies still go to `memcpy`,
+/// which is fast once started.
 #[inline]
 pub fn append_short(out: &mut Vec<u8>, src: &[u8]) {
-    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
     let n = src.len();
-    if !(16..=512).contains(&n) {
+    if n > 512 {
         out.extend_from_slice(src);
         return;
     }
     out.reserve(n);
     let len = out.len();
-    // SAFETY: after `reserve(n)` the buffer has room for `len + n` bytes.
-    // Every load reads 16 bytes inside `src` (offsets i and n-16 with
-    // i + 16 <= n and n >= 16), every store writes 16 bytes inside
-    // `len .. len + n` of the allocation; SSE2 is part of x86_64's baseline
-    // and the unaligned forms need no alignment. All `n` bytes are written
-    // before `set_len` makes them part of the Vec.
+    // SAFETY: after `reserve(n)` the buffer has room for `len + n` bytes;
+    // `copy_short` writes exactly `n` bytes there, all before `set_len`
+    // makes them part of the Vec.
     unsafe {
-        let from = src.as_ptr();
-        let to = out.as_mut_ptr().add(len);
-        let mut i = 0;
-        while i + 16 <= n {
-            let v = _mm_loadu_si128(from.add(i).cast::<__m128i>());
-            _mm_storeu_si128(to.add(i).cast::<__m128i>(), v);
-            i += 16;
-        }
-        if i < n {
-            let v = _mm_loadu_si128(from.add(n - 16).cast::<__m128i>());
-            _mm_storeu_si128(to.add(n - 16).cast::<__m128i>(), v);
-        }
+        copy_short(src.as_ptr(), out.as_mut_ptr().add(len), n);
         out.set_len(len + n);
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+/// `dst.copy_from_slice(src)` for short slices (the timestamp a prebuilt
+/// line head gets), without a `memcpy` call.
 #[inline]
-pub fn append_short(out: &mut Vec<u8>, src: &[u8]) {
-    out.extend_from_slice(src);
+pub fn overwrite_short(dst: &mut [u8], src: &[u8]) {
+    assert!(dst.len() == src.len());
+    if src.len() > 512 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    // SAFETY: both slices are valid for `src.len()` bytes (asserted equal)
+    // and cannot overlap (one is borrowed mutably).
+    unsafe { copy_short(src.as_ptr(), dst.as_mut_ptr(), src.len()) }
+}
+
+/// Copies `n` bytes with overlapping wide moves instead of byte loops
+/// (which the compiler would turn back into a `memcpy` call): 16-byte SSE2
+/// moves from 16 bytes up (x86_64), two 8- or 4-byte moves below, and
+/// first/middle/last byte stores for 1 to 3.
+///
+/// # Safety
+/// `from` must be readable and `to` writable for `n` bytes; the ranges must
+/// not overlap.
+#[inline(always)]
+unsafe fn copy_short(from: *const u8, to: *mut u8, n: usize) {
+    use std::ptr::{read_unaligned as rd, write_unaligned as wr};
+    // SAFETY (for every move below): each reads and writes only inside
+    // `0..n` of its range: offsets i with i + W <= n, and n - W with W <= n.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if n >= 16 {
+            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_storeu_si128};
+            // SSE2 is part of x86_64's baseline; the unaligned forms need
+            // no alignment.
+            let mut i = 0;
+            while i + 16 <= n {
+                let v = _mm_loadu_si128(from.add(i).cast::<__m128i>());
+                _mm_storeu_si128(to.add(i).cast::<__m128i>(), v);
+                i += 16;
+            }
+            if i < n {
+                let v = _mm_loadu_si128(from.add(n - 16).cast::<__m128i>());
+                _mm_storeu_si128(to.add(n - 16).cast::<__m128i>(), v);
+            }
+            return;
+        }
+        if n >= 8 {
+            let mut i = 0;
+            while i + 8 <= n {
+                wr(to.add(i).cast::<u64>(), rd(from.add(i).cast::<u64>()));
+                i += 8;
+            }
+            if i < n {
+                wr(
+                    to.add(n - 8).cast::<u64>(),
+                    rd(from.add(n - 8).cast::<u64>()),
+                );
+            }
+        } else if n >= 4 {
+            wr(to.cast::<u32>(), rd(from.cast::<u32>()));
+            wr(
+                to.add(n - 4).cast::<u32>(),
+                rd(from.add(n - 4).cast::<u32>()),
+            );
+        } else if n > 0 {
+            *to = *from;
+            *to.add(n / 2) = *from.add(n / 2);
+            *to.add(n - 1) = *from.add(n - 1);
+        }
+    }
 }
 
 /// True when every byte is printable ASCII other than `"` and `\`, so the
@@ -830,6 +897,18 @@ mod tests {
                 slow.extend_from_slice(&src[..len]);
                 assert_eq!(fast, slow, "len {len} after {prefix}");
             }
+        }
+    }
+
+    #[test]
+    fn overwrite_short_writes_exactly_its_range_at_every_length() {
+        let src: Vec<u8> = (0..600u32).map(|i| (i * 5 + 1) as u8).collect();
+        for len in 0..src.len() {
+            let mut dst = vec![0xAAu8; len + 8];
+            overwrite_short(&mut dst[4..4 + len], &src[..len]);
+            assert_eq!(&dst[..4], &[0xAA; 4], "len {len}: before the range");
+            assert_eq!(&dst[4..4 + len], &src[..len], "len {len}");
+            assert_eq!(&dst[4 + len..], &[0xAA; 4], "len {len}: after the range");
         }
     }
 }

@@ -386,3 +386,106 @@ fn an_app_cannot_forge_berths_exit_event() {
         assert_eq!(raw.matches("\"stream\"").count(), 1, "{raw}");
     }
 }
+
+/// `F_GETPIPE_SZ` of our end of berth's stdout.
+fn pipe_size(fd: &impl std::os::fd::AsRawFd) -> i32 {
+    // SAFETY: F_GETPIPE_SZ only reads the pipe's size.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) }
+}
+
+fn rss_anon_kib(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Reads `n` app lines (checking their order) and returns the largest size
+/// our end of berth's stdout had meanwhile.
+fn read_flood(out: &mut BufReader<std::process::ChildStdout>, n: usize) -> i32 {
+    let mut largest = pipe_size(out.get_ref());
+    let mut next = 0;
+    let mut due = [0usize, 1];
+    let mut line = String::new();
+    while next < n {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "stdout ended at line {next}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        // `spew lines` writes line i to stdout ("out i") when i is even,
+        // to stderr ("err i") when odd: each stream's lines come in order.
+        let (tag, due) = match v["stream"].as_str() {
+            Some("stdout") => ("out", &mut due[0]),
+            Some("stderr") => ("err", &mut due[1]),
+            _ => continue,
+        };
+        let msg = v["msg"].as_str().unwrap();
+        assert!(
+            msg.starts_with(&format!("{tag} {due} ")),
+            "{tag} {due} due, got {msg}"
+        );
+        *due += 2;
+        next += 1;
+        if next % 1000 == 0 {
+            largest = largest.max(pipe_size(out.get_ref()));
+        }
+    }
+    largest
+}
+
+#[test]
+fn a_flood_grows_the_pipe_and_gives_pipe_and_memory_back_a_second_later() {
+    let n = 200_000;
+    let script = format!("{} lines {n}; exec sleep 4", example("spew").display());
+    let mut child = Berth::new()
+        .cmd("sh", &["-c", &script])
+        .command()
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let outer = child.id() as i32;
+    let mut out = BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
+    let largest = read_flood(&mut out, n);
+    assert_eq!(
+        largest,
+        512 * 1024,
+        "berth's stdout grows to --log-pipe-size's default"
+    );
+    let berth = crate::util::children_of(outer)[0];
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    assert_eq!(
+        pipe_size(out.get_ref()),
+        64 * 1024,
+        "the pipe shrinks back after the flood"
+    );
+    let anon = rss_anon_kib(berth);
+    assert!(
+        anon < 256,
+        "berth keeps {anon} KiB of anonymous memory after the flood"
+    );
+    drop(out);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn log_pipe_size_sets_the_flood_size_and_zero_never_grows_the_pipe() {
+    for (size, want) in [("1m", 1024 * 1024), ("0", 64 * 1024)] {
+        let spew = example("spew").display().to_string();
+        let mut child = Berth::new()
+            .args(["--log-pipe-size", size])
+            .cmd(&spew, &["lines", "100000"])
+            .command()
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
+        let largest = read_flood(&mut out, 100_000);
+        assert_eq!(largest, want, "--log-pipe-size {size}");
+        std::io::copy(&mut out, &mut std::io::sink()).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}

@@ -430,7 +430,7 @@ impl Encoder {
             Some(h) => {
                 crate::sys::append_short(out, h);
                 let at = start + self.ts_at;
-                out[at..at + ts.text.len()].copy_from_slice(&ts.text);
+                crate::sys::overwrite_short(&mut out[at..at + ts.text.len()], &ts.text);
             }
             None => {
                 self.write_head(out, ts, stream);

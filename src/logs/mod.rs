@@ -1,7 +1,9 @@
 //! The app's output as JSON lines: line splitting (split.rs), encoding
-//! (json.rs), berth's own events (events.rs) and the stdout buffer (out.rs).
+//! (json.rs), berth's own events (events.rs), the stdout buffer (out.rs)
+//! and what a flood grows and gives back (flood.rs).
 
 pub mod events;
+pub mod flood;
 pub mod json;
 pub mod out;
 pub mod split;

@@ -38,6 +38,12 @@ pub struct Out {
     pub buf: Vec<u8>,
     written: usize,
     broken: bool,
+    /// `--log-pipe-size`: the stdout pipe is grown to this the first time
+    /// it is found full (0: never); logs/flood.rs says why and when it
+    /// shrinks back.
+    grow_to: usize,
+    /// The size the pipe had before it grew (None: not grown).
+    grown_from: Option<usize>,
 }
 
 impl Out {
@@ -58,6 +64,8 @@ impl Out {
             buf: Vec::new(),
             written: 0,
             broken: kind == FdKind::Closed,
+            grow_to: 0,
+            grown_from: None,
         }
     }
 
@@ -71,6 +79,64 @@ impl Out {
             buf: Vec::new(),
             written: 0,
             broken: false,
+            grow_to: 0,
+            grown_from: None,
+        }
+    }
+
+    /// Grows a full stdout pipe to `bytes` (see `grow_to`).
+    pub fn grow_pipe_when_full(mut self, bytes: usize) -> Out {
+        self.grow_to = if self.kind == FdKind::Pollable {
+            bytes
+        } else {
+            0
+        };
+        self
+    }
+
+    /// Grows the full pipe once; true when it grew (the write can go on).
+    /// A failure (EPERM over the pipe quota or pipe-max-size, or not a
+    /// pipe: a socket) keeps the size it has, as a default pipe would.
+    fn grow_pipe(&mut self) -> bool {
+        if self.grow_to == 0 || self.grown_from.is_some() {
+            return false;
+        }
+        match sys::pipe_size(self.fd) {
+            Ok(now) if now < self.grow_to => match sys::set_pipe_size(self.fd, self.grow_to) {
+                Ok(got) if got > now => {
+                    self.grown_from = Some(now);
+                    true
+                }
+                _ => {
+                    self.grow_to = 0;
+                    false
+                }
+            },
+            _ => {
+                self.grow_to = 0;
+                false
+            }
+        }
+    }
+
+    /// After a flood: the pipe back to its old size and the buffer's memory
+    /// back to the allocator. False when the pipe still holds more than its
+    /// old size (EBUSY): try again later.
+    pub fn give_back(&mut self) -> bool {
+        if self.pending() == 0 {
+            self.buf = Vec::new();
+            self.written = 0;
+        }
+        let Some(old) = self.grown_from else {
+            return true;
+        };
+        match sys::set_pipe_size(self.fd, old) {
+            Err(Errno::EBUSY) => false,
+            // Shrunk, or the pipe is gone: either way nothing is owed.
+            _ => {
+                self.grown_from = None;
+                true
+            }
         }
     }
 
@@ -102,6 +168,7 @@ impl Out {
             match sys::write(self.fd, &self.buf[self.written..]) {
                 Ok(n) => self.written += n,
                 Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) if self.grow_pipe() => continue,
                 Err(Errno::EAGAIN) => {
                     self.compact();
                     return Flush::Blocked;

@@ -120,6 +120,12 @@ impl StreamLines {
         true
     }
 
+    /// After a flood: the line buffers' memory back to the allocator.
+    pub fn give_back(&mut self) {
+        self.pending.shrink_to(0);
+        self.held.shrink_to(0);
+    }
+
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty() || self.partial.is_some()
     }
