@@ -122,7 +122,12 @@ fn run_probe(p: &cli::ProbeArgs) -> u8 {
         },
     };
     for h in &p.header {
-        if let Err(e) = validate_header(h) {
+        let grpc = matches!(target, health::target::Target::Grpc { .. });
+        let checked = validate_header(h).and_then(|()| match grpc {
+            true => health::grpc::validate_metadata(h),
+            false => Ok(()),
+        });
+        if let Err(e) = checked {
             return usage(format!("probe: --header {e}"));
         }
     }

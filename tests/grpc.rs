@@ -109,6 +109,18 @@ fn grpc_probe_usage_errors_are_2() {
         assert_eq!(code, 2, "{target}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+    // Metadata HTTP/2 forbids is the command line's fault, found before
+    // any connection (the port is closed: a connect would say refused).
+    let closed = format!("grpc://127.0.0.1:{}", free_port());
+    for header in [
+        "Connection: close",
+        "TE: gzip",
+        "Transfer-Encoding: chunked",
+    ] {
+        let (code, err, _) = probe(&["--header", header, &closed]);
+        assert_eq!(code, 2, "--header {header}: {err}");
+        assert!(err.contains("not allowed in HTTP/2"), "{err}");
+    }
     let closed = free_port();
     assert_unhealthy(
         &[&format!("grpc://127.0.0.1:{closed}")],

@@ -45,6 +45,18 @@ const REFUSED_HEADERS: [&str; 6] = [
     "te",
 ];
 
+/// A `--header` a grpc:// probe cannot send as metadata (one HTTP/2
+/// forbids, or `te`, which gRPC fixes): a usage error, found before any
+/// connection.
+pub fn validate_metadata(header: &str) -> Result<(), String> {
+    let name = header.split_once(':').map_or(header, |(n, _)| n);
+    let name = name.to_ascii_lowercase();
+    if REFUSED_HEADERS.contains(&name.as_str()) {
+        return Err(format!("grpc: header {name:?} is not allowed in HTTP/2"));
+    }
+    Ok(())
+}
+
 /// One health check on an open connection. Ok: SERVING; Err: the reason.
 pub(super) fn check(
     mut stream: TcpStream,
@@ -84,12 +96,9 @@ fn request(
 ) -> Result<Vec<u8>, String> {
     let mut user: Vec<(String, &str)> = Vec::new();
     for h in headers {
+        validate_metadata(h)?;
         let (name, value) = h.split_once(':').unwrap_or((h, ""));
-        let name = name.to_ascii_lowercase();
-        if REFUSED_HEADERS.contains(&name.as_str()) {
-            return Err(format!("grpc: header {name:?} is not allowed in HTTP/2"));
-        }
-        user.push((name, value.trim_matches([' ', '\t'])));
+        user.push((name.to_ascii_lowercase(), value.trim_matches([' ', '\t'])));
     }
     let user_sets = |n: &str| user.iter().any(|(name, _)| name == n);
     // grpc-timeout is at most 8 digits (gRPC over HTTP/2: TimeoutValue).
