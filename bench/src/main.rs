@@ -5,6 +5,8 @@
 //! berth and this crate.
 //!
 //! `berth-bench --berth PATH --app PATH --out DIR [--quick] [--only FIGURES]`
+//! `berth-bench cpu …`: berth's own CPU per line (src/cpu.rs; run it
+//! through bench/cpu-per-line).
 //!
 //! Exit status: 0 when every measurement ran (whatever the figures say),
 //! 1 when the harness itself broke (an app did not start, a line was lost
@@ -12,6 +14,7 @@
 
 mod check;
 mod clock;
+mod cpu;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -103,7 +106,14 @@ fn percentile(s: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("cpu") {
+        args.next();
+        if let Err(e) = cpu::main(args) {
+            fatal(&e);
+        }
+        return;
+    }
     let (mut quick, mut berth, mut app, mut out, mut only) = (false, None, None, None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
