@@ -265,6 +265,46 @@ fn ts_end(l: &[u8]) -> Option<usize> {
     memchr::memchr(b'"', rest).map(|q| q + TS_KEY.len())
 }
 
+/// The checker's own time for `n` spew lines of 100 bytes, as they are or
+/// as berth's JSON mode writes them (with a start and an exit event), fed
+/// in pieces of a default pipe's size (64 KiB, lines cut across pieces).
+/// Each piece is written just before it is checked, so it sits in the
+/// cache as a piece does after `read` copied it out of a pipe; only the
+/// `feed` and `finish` calls are timed.
+pub fn self_test(json: bool, n: u64) -> Res<std::time::Duration> {
+    const PIECE: usize = 64 * 1024;
+    let mut c = Checker::new(json, 100);
+    let mut pending = if json {
+        berth_event_line("start")
+    } else {
+        Vec::new()
+    };
+    let mut spent = std::time::Duration::ZERO;
+    let mut next = 0;
+    while next < n || !pending.is_empty() {
+        while pending.len() < PIECE && next < n {
+            let line = if json {
+                berth_json_line(next, 100)
+            } else {
+                text_line(next, 100)
+            };
+            pending.extend_from_slice(&line);
+            next += 1;
+            if next == n && json {
+                pending.extend(berth_event_line("exit"));
+            }
+        }
+        let k = pending.len().min(PIECE);
+        let t = std::time::Instant::now();
+        c.feed(&pending[..k])?;
+        spent += t.elapsed();
+        pending.drain(..k);
+    }
+    let t = std::time::Instant::now();
+    c.finish(n)?;
+    Ok(spent + t.elapsed())
+}
+
 /// The read buffer: far more than a pipe holds (64 KiB by default), so one
 /// `read` takes all there is.
 const READ_BYTES: usize = 1 << 20;
@@ -465,6 +505,12 @@ mod tests {
         bad[10] = b'\n';
         data.extend(bad);
         assert!(check(true, &data, 2, 4096).is_err());
+    }
+
+    #[test]
+    fn self_test_passes_its_own_lines() {
+        assert!(self_test(false, 3000).is_ok());
+        assert!(self_test(true, 3000).is_ok());
     }
 
     #[test]

@@ -657,19 +657,13 @@ fn flood(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
 /// The log figure. Each round times, in a rotating order: `spew | cat`
 /// into the driver (the reference through two pipes), `spew` alone (one
 /// pipe), `INIT -- spew` for each init that forwards, and the driver's own
-/// check over lines already in memory (`reader`, `reader-json`: what the
-/// reader could take at most, so that the figure shows it caps no one).
+/// check alone (`reader`, `reader-json`, check::self_test: what the reader
+/// could take at most, so that the figure shows it caps no one).
 fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
     let n: u64 = if o.quick { 20_000 } else { 1_000_000 };
     let rounds = if o.quick { 2 } else { 7 };
     let ns = n.to_string();
     let spew = app(o, &["spew", &ns]);
-    // What the reader gets: `spew`'s lines as they are, and as berth's JSON
-    // mode writes them (one start event before, one exit event after).
-    let plain_mem: Vec<u8> = (0..n).flat_map(|i| check::text_line(i, 100)).collect();
-    let mut json_mem = check::berth_event_line("start");
-    json_mem.extend((0..n).flat_map(|i| check::berth_json_line(i, 100)));
-    json_mem.extend(check::berth_event_line("exit"));
     #[derive(Clone, Copy)]
     enum V<'a> {
         Cat,
@@ -686,21 +680,12 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
     for round in 0..rounds {
         for v in rotated(&variants, round) {
             let t0 = Instant::now();
-            let name = match v {
+            let (name, secs) = match v {
                 V::Reader(json) => {
-                    let mem = if json { &json_mem } else { &plain_mem };
-                    let mut c = check::Checker::new(json, 100);
-                    // In pieces of a default pipe's size, as a read gets them.
-                    for piece in mem.chunks(64 * 1024) {
-                        c.feed(piece)
-                            .map_err(|e| format!("reader self-test: {e}"))?;
-                    }
-                    c.finish(n).map_err(|e| format!("reader self-test: {e}"))?;
-                    if json {
-                        "reader-json"
-                    } else {
-                        "reader"
-                    }
+                    let spent =
+                        check::self_test(json, n).map_err(|e| format!("reader self-test: {e}"))?;
+                    let name = if json { "reader-json" } else { "reader" };
+                    (name, spent)
                 }
                 V::Cat => {
                     let mut producer = Command::new(&spew[0])
@@ -719,7 +704,7 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
                         .map_err(|e| format!("cat: {e}"))?;
                     wait_bounded(&mut producer, Duration::from_secs(60))?;
                     wait_bounded(&mut cat, Duration::from_secs(60))?;
-                    "cat"
+                    ("cat", t0.elapsed())
                 }
                 V::Alone | V::Under(_) => {
                     let (name, argv, json) = match v {
@@ -740,10 +725,10 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
                     if !st.success() {
                         return Err(format!("{name}: exit {st}"));
                     }
-                    name
+                    (name, t0.elapsed())
                 }
             };
-            let secs = t0.elapsed().as_secs_f64();
+            let secs = secs.as_secs_f64();
             r.add("log_mb_per_s", "MB/s", name, (n * 100) as f64 / secs / 1e6);
             r.add("log_lines_lost", "lines", name, 0.0);
         }
