@@ -4,8 +4,12 @@
 //! which fds they pass on.
 //!
 //! - `idle FIFO`: writes one byte to FIFO, then sleeps forever.
-//! - `spew N`: writes N lines of 100 bytes (`%08d` sequence number, 91 `x`,
-//!   newline) to stdout in 64 KiB writes.
+//! - `spew N [--size BYTES] [--json]`: writes N lines to stdout in 64 KiB
+//!   writes: of BYTES bytes (default 100: `%08d` sequence number, then `x`
+//!   up to the newline), or with `--json` app JSON objects of 100 bytes,
+//!   `{"level":"info","msg":"request served","req":"%08d","path":"/api/v1/items","status":200,"ms":3}`.
+//! - `spew-idle N FIFO`: `spew N`, then writes one byte to FIFO and sleeps
+//!   forever (memory after a flood).
 //! - `sigwait FIFO`: blocks SIGUSR1, writes 8 zero bytes (ready), then for
 //!   each SIGUSR1 taken with sigwaitinfo writes its CLOCK_MONOTONIC arrival
 //!   time (8 bytes, native endian).
@@ -34,7 +38,36 @@ fn main() {
             notify(arg(2), b"r");
             sleep_forever()
         }
-        "spew" => spew(arg(2).parse().unwrap_or_else(|_| die("spew N"))),
+        "spew" => {
+            let n = arg(2).parse().unwrap_or_else(|_| die("spew N"));
+            let (mut size, mut json) = (100, false);
+            let mut i = 3;
+            while let Some(a) = args.get(i) {
+                match a.as_str() {
+                    "--json" => json = true,
+                    "--size" => {
+                        i += 1;
+                        size = arg(i)
+                            .parse()
+                            .ok()
+                            .filter(|&s| s >= 10)
+                            .unwrap_or_else(|| die("--size BYTES (at least 10)"));
+                    }
+                    other => die(&format!("spew: unknown option {other}")),
+                }
+                i += 1;
+            }
+            spew(n, size, json)
+        }
+        "spew-idle" => {
+            spew(
+                arg(2).parse().unwrap_or_else(|_| die("spew-idle N FIFO")),
+                100,
+                false,
+            );
+            notify(arg(3), b"r");
+            sleep_forever()
+        }
         "sigwait" => sigwait(arg(2)),
         "stubborn" => {
             // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
@@ -75,13 +108,20 @@ fn sleep_forever() -> ! {
     }
 }
 
-fn spew(n: u64) {
-    let mut buf = Vec::with_capacity(64 * 1024 + 100);
+fn spew(n: u64, size: usize, json: bool) {
+    let mut buf = Vec::with_capacity(64 * 1024 + size);
     let mut out = std::io::stdout().lock();
     for i in 0..n {
-        let _ = write!(buf, "{i:08}");
-        buf.extend_from_slice(&[b'x'; 91]);
-        buf.push(b'\n');
+        if json {
+            let _ = writeln!(
+                buf,
+                r#"{{"level":"info","msg":"request served","req":"{i:08}","path":"/api/v1/items","status":200,"ms":3}}"#
+            );
+        } else {
+            let _ = write!(buf, "{i:08}");
+            buf.resize(buf.len() + size - 9, b'x');
+            buf.push(b'\n');
+        }
         if buf.len() >= 64 * 1024 {
             out.write_all(&buf)
                 .unwrap_or_else(|e| die(&format!("stdout: {e}")));
