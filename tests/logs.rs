@@ -436,8 +436,14 @@ fn read_flood(out: &mut BufReader<std::process::ChildStdout>, n: usize) -> i32 {
     largest
 }
 
-#[test]
-fn a_flood_grows_the_pipe_and_gives_pipe_and_memory_back_a_second_later() {
+/// berth and our end of its stdout, 1.6 s after the last line of a
+/// 200,000-line flood (berth gives back one second after it).
+fn after_a_flood() -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    i32,
+    i32,
+) {
     let n = 200_000;
     let script = format!("{} lines {n}; exec sleep 4", example("spew").display());
     let mut child = Berth::new()
@@ -449,18 +455,32 @@ fn a_flood_grows_the_pipe_and_gives_pipe_and_memory_back_a_second_later() {
     let outer = child.id() as i32;
     let mut out = BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
     let largest = read_flood(&mut out, n);
+    let berth = crate::util::children_of(outer)[0];
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    (child, out, berth, largest)
+}
+
+#[test]
+fn a_flood_grows_the_pipe_and_shrinks_it_back_a_second_later() {
+    let (mut child, out, _, largest) = after_a_flood();
     assert_eq!(
         largest,
         512 * 1024,
         "berth's stdout grows to --log-pipe-size's default"
     );
-    let berth = crate::util::children_of(outer)[0];
-    std::thread::sleep(std::time::Duration::from_millis(1600));
     assert_eq!(
         pipe_size(out.get_ref()),
         64 * 1024,
         "the pipe shrinks back after the flood"
     );
+    drop(out);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_flood_leaves_no_buffer_memory_behind() {
+    let (mut child, out, berth, _) = after_a_flood();
     let anon = rss_anon_kib(berth);
     assert!(
         anon < 256,
