@@ -715,6 +715,9 @@ impl Supervisor {
             Flush::Done => self.flood.drained(Instant::now()),
             Flush::Broken => {}
         }
+        if self.out.take_grew() {
+            self.flood.full(Instant::now());
+        }
         let want_out = state == Flush::Blocked && self.out.pollable();
         if want_out != self.out_polled {
             let fd = sys::borrow_fd(self.out.fd());

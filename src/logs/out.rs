@@ -44,6 +44,8 @@ pub struct Out {
     grow_to: usize,
     /// The size the pipe had before it grew (None: not grown).
     grown_from: Option<usize>,
+    /// The pipe grew since `take_grew` last asked.
+    grew: bool,
 }
 
 impl Out {
@@ -66,6 +68,7 @@ impl Out {
             broken: kind == FdKind::Closed,
             grow_to: 0,
             grown_from: None,
+            grew: false,
         }
     }
 
@@ -81,6 +84,7 @@ impl Out {
             broken: false,
             grow_to: 0,
             grown_from: None,
+            grew: false,
         }
     }
 
@@ -105,6 +109,7 @@ impl Out {
             Ok(now) if now < self.grow_to => match sys::set_pipe_size(self.fd, self.grow_to) {
                 Ok(got) if got > now => {
                     self.grown_from = Some(now);
+                    self.grew = true;
                     true
                 }
                 _ => {
@@ -117,6 +122,12 @@ impl Out {
                 false
             }
         }
+    }
+
+    /// True once after the pipe grew: the loop then times its give-back,
+    /// even if the pipe is never found full again.
+    pub fn take_grew(&mut self) -> bool {
+        std::mem::take(&mut self.grew)
     }
 
     /// After a flood: the pipe back to its old size and the buffer's memory
