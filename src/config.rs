@@ -22,7 +22,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(8);
 pub const DEFAULT_MAX_LINE: usize = 16384;
 pub const MIN_MAX_LINE: usize = 1024;
 /// What berth's stdout pipe grows to once an app floods it: measured in
-/// docs/benchmarks.md ("Pipe sizes"), where 512 KiB was as fast as 1 MiB.
+/// docs/benchmarks.md (tuning log, issue 19), where 512 KiB was as fast as
+/// 1 MiB.
 pub const DEFAULT_PIPE_SIZE: usize = 512 * 1024;
 pub const MAX_PIPE_SIZE: usize = 64 * 1024 * 1024;
 

@@ -279,9 +279,9 @@ impl Supervisor {
             events: Events::new(cfg.log.mode, encoder),
             out,
             pipes,
+            flood: Flood::new(cfg.log.pipe_size),
             // Plain mode reads no pipe: no buffer (64 KiB of RSS a zeroed
             // allocation would touch).
-            flood: Flood::new(cfg.log.pipe_size),
             read_buf: if json {
                 vec![0u8; READ_CHUNK]
             } else {

@@ -121,11 +121,14 @@ fn run_probe(p: &cli::ProbeArgs) -> u8 {
             Err(e) => return usage(format!("probe: --timeout {e}")),
         },
     };
+    let grpc = matches!(target, health::target::Target::Grpc { .. });
     for h in &p.header {
-        let grpc = matches!(target, health::target::Target::Grpc { .. });
-        let checked = validate_header(h).and_then(|()| match grpc {
-            true => health::grpc::validate_metadata(h),
-            false => Ok(()),
+        let checked = validate_header(h).and_then(|()| {
+            if grpc {
+                health::grpc::validate_metadata(h)
+            } else {
+                Ok(())
+            }
         });
         if let Err(e) = checked {
             return usage(format!("probe: --header {e}"));

@@ -1,6 +1,6 @@
 //! Floods: an app that writes faster than a 64 KiB pipe carries. Then the
 //! cost of the log path is context switches on full pipes, not copying
-//! (docs/benchmarks.md, "Pipe sizes"), so berth grows its pipes while the
+//! (docs/benchmarks.md, the tuning log's issue-19 rows), so berth grows its pipes while the
 //! flood lasts and gives everything back one second after it ends:
 //!
 //! - berth's stdout grows to `--log-pipe-size` (512 KiB) the first time a
@@ -40,11 +40,6 @@ impl Flood {
             last_full: None,
             owed: false,
         }
-    }
-
-    /// What berth's stdout grows to.
-    pub fn out_pipe(&self) -> usize {
-        self.out_pipe
     }
 
     /// What an app pipe and the read buffer grow to (no growth at all when
