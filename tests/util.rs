@@ -156,6 +156,8 @@ pub struct Running {
     pub stdout: Lines,
     pub stderr: Lines,
     started: Instant,
+    /// The directories of `Berth::file`'s contents, removed with the run.
+    temp_dirs: Vec<PathBuf>,
 }
 
 /// A test that fails halfway must not leave its berth running: kill it
@@ -174,6 +176,9 @@ impl Drop for Running {
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        for d in &self.temp_dirs {
+            let _ = std::fs::remove_dir_all(d);
         }
     }
 }
@@ -364,6 +369,11 @@ impl Berth {
             stdout,
             stderr,
             started: Instant::now(),
+            temp_dirs: self
+                .binds
+                .iter()
+                .filter_map(|(f, _)| f.parent().map(PathBuf::from))
+                .collect(),
         }
     }
 
