@@ -1052,7 +1052,12 @@ fn oom_kill_reported_in_exit_event() {
             &["/memhog", "1024"],
         );
         assert_eq!(docker_ok(&["wait", &name]), "137");
-        assert_eq!(inspect(&name, "{{.State.OOMKilled}}"), "true");
+        // Docker's own flag comes from containerd's OOM event, which can
+        // land after the exit (one of three full runs here read "false"):
+        // said, not asserted. berth's exit event below is what is tested,
+        // from the cgroup's own oom_kill counter.
+        let docker_says = inspect(&name, "{{.State.OOMKilled}}");
+        eprintln!("oom | {what} | docker inspect .State.OOMKilled: {docker_says}");
         let (out, _) = follow_logs(&name).finish();
         let lines = all_json(&out);
         let exit = lines.last().unwrap();
