@@ -156,13 +156,20 @@ pub(crate) struct Stream {
 
 impl Stream {
     pub(crate) fn docker(args: &[&str]) -> Stream {
-        let mut child = Command::new("docker")
-            .args(args)
+        let mut c = Command::new("docker");
+        c.args(args);
+        Stream::spawn(c)
+    }
+
+    /// Any engine command that keeps printing (tests/engines.rs: podman's
+    /// and the private dockerd's `logs -f`).
+    pub(crate) fn spawn(mut c: Command) -> Stream {
+        let mut child = c
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
+            .unwrap_or_else(|e| panic!("{c:?}: {e}"));
         let (out, err) = (Lines::default(), Lines::default());
         out.clone().collect(child.stdout.take().unwrap());
         err.clone().collect(child.stderr.take().unwrap());
@@ -177,7 +184,7 @@ impl Stream {
     }
 
     /// Waits for the stream to end (`logs -f` of a container that stopped).
-    fn finish(&self) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn finish(&self) -> (Vec<String>, Vec<String>) {
         let d = Instant::now() + LONG;
         self.out.wait_closed(d);
         self.err.wait_closed(d);

@@ -13,13 +13,13 @@
 //! has no bridge); berth's status socket is abstract, loopback is enough.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::docker::run_bounded;
-use crate::util::{berth_bin, descendants_of, example, in_pid_namespace, state_of, Lines, LONG};
+use crate::docker::{run_bounded, Stream};
+use crate::util::{berth_bin, descendants_of, example, in_pid_namespace, state_of, LONG};
 
 const APPS: &[&str] = &["httpd", "orphans", "sigprint", "stubborn"];
 
@@ -138,48 +138,16 @@ impl Engine {
     }
 
     /// `logs -f NAME`, read line by line; killed when dropped.
-    fn follow(&self, name: &str) -> Follow {
-        let mut c = self.command(&["logs", "-f", name]);
-        let mut child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (out, err) = (Lines::default(), Lines::default());
-        out.clone().collect(child.stdout.take().unwrap());
-        err.clone().collect(child.stderr.take().unwrap());
-        Follow { child, out, err }
+    fn follow(&self, name: &str) -> Stream {
+        Stream::spawn(self.command(&["logs", "-f", name]))
     }
 }
 
-struct Follow {
-    child: Child,
-    out: Lines,
-    err: Lines,
-}
-
-impl Follow {
-    /// Waits for the app's stdout line `line`, as it wrote it (plain) or
-    /// as the `msg` of berth's JSON line.
-    fn wait_for(&self, line: &str) {
-        let json = format!("\"msg\":\"{line}\"");
-        self.out.wait_for(line, |l| l == line || l.contains(&json));
-    }
-
-    fn finish(&self) -> (Vec<String>, Vec<String>) {
-        let d = Instant::now() + LONG;
-        self.out.wait_closed(d);
-        self.err.wait_closed(d);
-        (self.out.snapshot(), self.err.snapshot())
-    }
-}
-
-impl Drop for Follow {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits for the app's stdout line `line`, as it wrote it (plain) or as the
+/// `msg` of berth's JSON line.
+fn wait_for_app_line(logs: &Stream, line: &str) {
+    let json = format!("\"msg\":\"{line}\"");
+    logs.out.wait_for(line, |l| l == line || l.contains(&json));
 }
 
 /// One test's containers and image on one engine, removed on drop.
@@ -268,7 +236,7 @@ impl Scope {
     }
 
     /// `stop -t T`, timed; then the whole log and the exit code.
-    fn stop(&self, name: &str, logs: &Follow, timeout_s: u32) -> Stopped {
+    fn stop(&self, name: &str, logs: &Stream, timeout_s: u32) -> Stopped {
         let t = Instant::now();
         self.e.ok(&["stop", "-t", &timeout_s.to_string(), name]);
         let took = t.elapsed();
@@ -359,7 +327,7 @@ fn stop_ends_with_the_apps_code(e: Engine, how: How, test: &str) {
     let s = Scope::new(e, test);
     let name = s.run("c", how, &[], &[], &["/sigprint", "--code", "42"]);
     let logs = s.e.follow(&name);
-    logs.wait_for("ready");
+    wait_for_app_line(&logs, "ready");
     let r = s.stop(&name, &logs, 10);
     assert_eq!(r.code, 42, "{:?} {:?}", r.out, r.err);
     assert!(r.took < Duration::from_secs(8), "{:?}", r.took);
@@ -410,7 +378,7 @@ fn grace_ends_an_app_ignoring_term(e: Engine, how: How, test: &str) {
     };
     let name = s.run("c", how, flags, berth, &["/stubborn"]);
     let logs = s.e.follow(&name);
-    logs.wait_for("ready");
+    wait_for_app_line(&logs, "ready");
     let r = s.stop(&name, &logs, 20);
     assert_eq!(r.code, 137, "{:?}", r.all());
     assert!(r.took >= Duration::from_millis(1500), "{:?}", r.took);
@@ -442,7 +410,7 @@ fn exit_codes_pass_through(e: Engine, how: How, test: &str) {
     let app = ["/sigprint", "--exit-on", "USR1", "--code", "7"];
     let name = s.run("usr1", how, &[], &[], &app);
     let logs = s.e.follow(&name);
-    logs.wait_for("ready");
+    wait_for_app_line(&logs, "ready");
     s.e.ok(&["kill", "--signal", "USR1", &name]);
     let (out, err) = logs.finish();
     assert_eq!(s.e.ok(&["wait", &name]), "7", "{out:?} {err:?}");
@@ -465,7 +433,7 @@ fn json_logs_when_asked_and_the_init_named(e: Engine, how: How, test: &str) {
     let flags = ["-e", "BERTH_LOG_FORMAT=json"];
     let name = s.run("c", how, &flags, &[], &["/sigprint", "--code", "3"]);
     let logs = s.e.follow(&name);
-    logs.wait_for("ready");
+    wait_for_app_line(&logs, "ready");
     let init = init_name(&s.e, how);
     let status_cmd = match how {
         How::Injected => s.e.init_in_container(),
@@ -493,7 +461,7 @@ fn zombies_are_reaped(e: Engine, how: How, test: &str) {
     let s = Scope::new(e, test);
     let name = s.run("c", how, &[], &[], &["/orphans", "50", "--linger", "600"]);
     let logs = s.e.follow(&name);
-    logs.wait_for("released 50");
+    wait_for_app_line(&logs, "released 50");
     let pid1: i32 = s.inspect(&name, "{{.State.Pid}}").parse().unwrap();
     let deadline = Instant::now() + LONG;
     let (zombies, procs) = loop {
@@ -518,7 +486,7 @@ fn status_and_probe_beside_the_injected_init(e: Engine, test: &str) {
     let s = Scope::new(e, test);
     let name = s.run("c", How::Injected, &[], &[], &["/httpd", "--port", "8080"]);
     let logs = s.e.follow(&name);
-    logs.wait_for("listening on 127.0.0.1:8080");
+    wait_for_app_line(&logs, "listening on 127.0.0.1:8080");
     let init = s.e.init_in_container();
     let st = s.e.out(&["exec", &name, init, "status", "--ready"]);
     assert!(st.status.success(), "{st:?}");
@@ -622,7 +590,7 @@ fn docker_compose_init_true_stops_through_berth() {
     ok(compose(&["up", "-d"]));
     let id = ok(compose(&["ps", "-q", "app"]));
     let logs = s.e.follow(&id);
-    logs.wait_for("ready");
+    wait_for_app_line(&logs, "ready");
     assert_eq!(s.inspect(&id, "{{.HostConfig.Init}}"), "true");
     let t = Instant::now();
     let stopped = compose(&["stop"]);
