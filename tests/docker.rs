@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::util::{berth_bin, descendants_of, state_of, Lines, LONG};
+use crate::util::{berth_bin, descendants_of, state_of, Guarded, Lines, SpawnGuarded, LONG};
 
 /// Upper bound for one docker command (a build, a stop with a 10 s timeout).
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -97,7 +97,7 @@ pub(crate) fn run_bounded(mut c: Command) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let what = format!("{c:?}");
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut child = c.spawn_guarded().unwrap_or_else(|e| panic!("{what}: {e}"));
     let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let t_out = std::thread::spawn(move || {
         let mut v = Vec::new();
@@ -149,7 +149,7 @@ pub(crate) fn docker_ok(args: &[&str]) -> String {
 /// A docker command that keeps printing (`logs -f`, `events`), read line by
 /// line; killed when dropped.
 pub(crate) struct Stream {
-    child: Child,
+    child: Guarded,
     pub(crate) out: Lines,
     err: Lines,
 }
@@ -168,7 +168,7 @@ impl Stream {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_guarded()
             .unwrap_or_else(|e| panic!("{c:?}: {e}"));
         let (out, err) = (Lines::default(), Lines::default());
         out.clone().collect(child.stdout.take().unwrap());
@@ -189,13 +189,6 @@ impl Stream {
         self.out.wait_closed(d);
         self.err.wait_closed(d);
         (self.out.snapshot(), self.err.snapshot())
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::health::probe;
-use crate::util::{berth_bin, first_line, free_port, Berth, Running};
+use crate::util::{berth_bin, first_line, free_port, Berth, Guarded, Running, SpawnGuarded};
 
 /// The grpcio server script.
 fn server_script() -> PathBuf {
@@ -32,7 +32,7 @@ fn require_grpcio() {
 }
 
 /// grpc_health_server.py on a free port, outside berth.
-struct GrpcServer(Child, u16);
+struct GrpcServer(Guarded, u16);
 
 impl GrpcServer {
     fn start(args: &[&str]) -> GrpcServer {
@@ -41,7 +41,7 @@ impl GrpcServer {
             .arg(server_script())
             .args(args)
             .stdout(Stdio::piped())
-            .spawn()
+            .spawn_guarded()
             .unwrap();
         let line = first_line(c.stdout.take().unwrap());
         let port = line
@@ -52,13 +52,6 @@ impl GrpcServer {
     }
     fn url(&self, service: &str) -> String {
         format!("grpc://127.0.0.1:{}{service}", self.1)
-    }
-}
-
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

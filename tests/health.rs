@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     berth_bin, descendant_named, example, first_line, free_port, http_get, in_pid_namespace,
-    sh_in_pid_namespace, Berth, Running,
+    sh_in_pid_namespace, Berth, Guarded, Running, SpawnGuarded,
 };
 
 /// `berth probe ARGS`: exit code, stderr, wall time.
@@ -26,14 +26,14 @@ pub(crate) fn probe(args: &[&str]) -> (i32, String, Duration) {
 }
 
 /// httpd on a free port, outside berth (for the probe command).
-struct Httpd(std::process::Child, u16);
+struct Httpd(Guarded, u16);
 impl Httpd {
     fn start() -> Httpd {
         let port = free_port();
         let mut c = Command::new(example("httpd"))
             .args(["--port", &port.to_string()])
             .stdout(std::process::Stdio::piped())
-            .spawn()
+            .spawn_guarded()
             .unwrap();
         let line = first_line(c.stdout.take().unwrap());
         assert!(line.starts_with("listening"), "{line}");
@@ -41,12 +41,6 @@ impl Httpd {
     }
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.1)
-    }
-}
-impl Drop for Httpd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -426,7 +420,7 @@ fn status_finds_berth_when_it_is_not_pid1() {
         .arg(&bin)
         .arg(example("sigprint"))
         .stdout(std::process::Stdio::piped())
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     assert_eq!(first_line(outer.stdout.as_mut().unwrap()).trim(), "ready");
     let berth = descendant_named(outer.id() as i32, "berth");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{descendants_of, Berth, Done, Running};
+use crate::util::{descendants_of, Berth, Done, Running, SpawnGuarded};
 
 /// VmRSS of a host pid in KiB (0 once it is gone).
 pub fn rss_kib(pid: i32) -> u64 {
@@ -62,7 +62,7 @@ fn berths_stdout_closed_still_forwards_signals_and_exits_with_the_code() {
     let mut child = Berth::new()
         .app("sigprint", &["--exit-on", "USR1", "--code", "7"])
         .command()
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let outer = child.id() as i32;
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -398,7 +398,7 @@ fn berth_with_a_low_fd_limit_runs_and_does_not_spin_when_out_of_fds() {
         .args(["status", "--pid", "1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let before = cpu_ticks(berth);
     // A measurement window, not a synchronisation: a spinning loop burns

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{berth_bin, free_port, Berth};
+use crate::util::{berth_bin, free_port, Berth, SpawnGuarded};
 
 /// One GET on loopback, bounded by 3 s: (status or 0, how long it took).
 fn timed_get(port: u16, path: &str) -> (u16, Duration) {
@@ -272,7 +272,7 @@ fn python_http_server_is_healthy() {
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .spawn_guarded()
     else {
         println!("note: no python3, skipping the http.server probe");
         return;

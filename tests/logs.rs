@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{example, Berth};
+use crate::util::{example, Berth, SpawnGuarded};
 
 #[test]
 fn every_line_becomes_one_json_object() {
@@ -141,7 +141,7 @@ fn a_gigabyte_without_newline_keeps_memory_bounded() {
     let mut child = Berth::new()
         .app("spew", &["bytes", &size.to_string()])
         .command()
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let outer = child.id() as i32;
@@ -189,7 +189,7 @@ fn stdout_gone_is_said_once_and_the_app_never_blocks() {
     let mut child = Berth::new()
         .app("spew", &["lines", "200000"])
         .command()
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
@@ -220,7 +220,7 @@ fn slow_reader_blocks_the_app_without_growing_berth() {
         .app("spew", &["lines", "300000"])
         .command()
         .stdout(Stdio::piped())
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let outer = child.id() as i32;
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -454,7 +454,7 @@ fn after_a_flood_until<T>(mut what: impl FnMut() -> T, done: impl Fn(&T) -> bool
 /// berth, our end of its stdout and the largest size it had, right after
 /// the last line of a 200,000-line flood (the app then sleeps).
 fn after_a_flood() -> (
-    std::process::Child,
+    crate::util::Guarded,
     BufReader<std::process::ChildStdout>,
     i32,
     i32,
@@ -465,7 +465,7 @@ fn after_a_flood() -> (
         .cmd("sh", &["-c", &script])
         .command()
         .stdout(Stdio::piped())
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let outer = child.id() as i32;
     let mut out = BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
@@ -519,7 +519,7 @@ fn a_pipe_grown_by_one_burst_shrinks_back_when_drained() {
         .cmd("sh", &["-c", script])
         .command()
         .stdout(Stdio::piped())
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     std::thread::sleep(Duration::from_millis(1500));
@@ -551,7 +551,7 @@ fn log_pipe_size_sets_the_flood_size_and_zero_never_grows_the_pipe() {
             .cmd(&spew, &["lines", "100000"])
             .command()
             .stdout(Stdio::piped())
-            .spawn()
+            .spawn_guarded()
             .unwrap();
         let mut out = BufReader::with_capacity(1 << 20, child.stdout.take().unwrap());
         let largest = read_flood(&mut out, 100_000);

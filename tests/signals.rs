@@ -1,7 +1,7 @@
 //! Signal forwarding: every catchable signal reaches the app (group),
 //! `--map-signal`, `--stop-signal`, `--no-group`, none lost before exec.
 
-use crate::util::Berth;
+use crate::util::{Berth, SpawnGuarded};
 
 const NO_EXIT: &[&str] = &["--exit-on", "none"];
 
@@ -226,7 +226,7 @@ fn ctrl_c_on_a_terminal_reaches_the_app_as_in_a_shell() {
         .stdin(std::process::Stdio::from(slave))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .spawn_guarded()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();

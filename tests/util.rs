@@ -151,7 +151,7 @@ pub struct Berth {
 }
 
 pub struct Running {
-    child: Child,
+    child: Guarded,
     pub pid1: bool,
     pub stdout: Lines,
     pub stderr: Lines,
@@ -160,26 +160,61 @@ pub struct Running {
     temp_dirs: Vec<PathBuf>,
 }
 
-/// A test that fails halfway must not leave its berth running: kill it
-/// (as PID 1 that is `unshare --kill-child`, so the namespace goes too).
+/// A test that fails halfway must not leave its berth running: the
+/// `Guarded` child kills it; the bound files' directories go here.
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // Killing unshare alone would leave its child, berth as PID 1 of
-            // the namespace, running (reparented to the host's init); killing
-            // that PID 1 ends everything in the namespace.
-            if self.pid1 {
-                for pid in children_of(self.child.id() as i32) {
-                    // SAFETY: kill with integers.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
         for d in &self.temp_dirs {
             let _ = std::fs::remove_dir_all(d);
         }
+    }
+}
+
+/// A child the test started, killed with everything under it when the
+/// guard is dropped: at the end of a test, or while a failed assertion
+/// unwinds. Every process a test starts is held by one (`spawn_guarded`),
+/// so no berth, app or peer of the suite outlives it.
+pub struct Guarded(Child);
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // Descendants first, deepest last found: killing `unshare` alone
+            // would leave its child, berth as PID 1 of the namespace, running
+            // (reparented to the host's init); killing that PID 1 ends
+            // everything in the namespace, and a plain subreaper berth's
+            // app is killed by name here too.
+            for pid in descendants_of(self.0.id() as i32) {
+                // SAFETY: kill with integers.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// `Command::spawn`, held by a [`Guarded`].
+pub trait SpawnGuarded {
+    fn spawn_guarded(&mut self) -> std::io::Result<Guarded>;
+}
+
+impl SpawnGuarded for Command {
+    fn spawn_guarded(&mut self) -> std::io::Result<Guarded> {
+        self.spawn().map(Guarded)
     }
 }
 
@@ -355,7 +390,7 @@ impl Berth {
     pub fn spawn(self) -> Running {
         let mut child = self
             .command()
-            .spawn()
+            .spawn_guarded()
             .expect("spawn berth (is unshare installed?)");
         let stdout = Lines::default();
         let stderr = Lines::default();
@@ -551,6 +586,29 @@ pub fn descendants_of(pid: i32) -> Vec<i32> {
             frontier.push(c);
         }
     }
+    out
+}
+
+/// The open fds of `pid`, in order: (number, target, the flags line of
+/// its fdinfo), for assertions that must name an unexpected fd.
+pub fn fds_of(pid: i32) -> Vec<(i32, String, String)> {
+    let mut out: Vec<(i32, String, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .flatten()
+        .filter_map(|e| {
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
+            let info =
+                std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+            let flags = info
+                .lines()
+                .find(|l| l.starts_with("flags:"))
+                .unwrap_or("")
+                .to_string();
+            Some((fd, target, flags))
+        })
+        .collect();
+    out.sort();
     out
 }
 
