@@ -31,7 +31,7 @@ use crate::shutdown::{self, Action, Input, Shutdown, StopCause};
 use crate::signals::{classify, Class};
 use crate::status::{Snapshot, StatusServer};
 use crate::status_http::HttpStatus;
-use crate::{cgroup, privs, spawn, sys};
+use crate::{cgroup, prepare, privs, spawn, sys};
 
 const TOKEN_SIGNALS: u64 = 0;
 const TOKEN_STDOUT_PIPE: u64 = 1;
@@ -218,9 +218,10 @@ impl Supervisor {
         // Only a --user target's HOME replaces berth's own: without one,
         // /etc/passwd is not read at all.
         let own_home = cfg.identity.as_ref().and_then(|_| passwd_home_of(uid));
+        let prepared = prepare::prepare(&cfg, env, None)?;
         let mut req = spawn::request(
             &cfg,
-            env,
+            &prepared.env,
             activation,
             own_home.as_deref(),
             (

@@ -19,6 +19,7 @@ pub mod http;
 pub mod logs;
 pub mod parse;
 pub mod persona;
+pub mod prepare;
 pub mod privs;
 pub mod reap;
 pub mod shutdown;

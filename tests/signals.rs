@@ -199,21 +199,7 @@ fn sigint_is_forwarded_and_starts_the_grace_period() {
 fn ctrl_c_on_a_terminal_reaches_the_app_as_in_a_shell() {
     use std::io::{BufRead, BufReader, Write};
     use std::os::fd::{FromRawFd, OwnedFd};
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two fds into the ints we own; no name, termios
-    // or winsize pointers.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty");
-    // SAFETY: both fds were just opened by openpty and are owned here only.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let (master, slave) = open_pty();
     // setsid --ctty: a new session whose controlling terminal is the pty,
     // as the engine sets up for `-it`.
     let mut child = std::process::Command::new("setsid")
@@ -251,4 +237,38 @@ fn ctrl_c_on_a_terminal_reaches_the_app_as_in_a_shell() {
         !all.contains("\"event\":\"signal\""),
         "the kernel signalled the app's group, not berth: {all}"
     );
+}
+
+/// A pseudo-terminal pair, both ends close-on-exec from the start. Not
+/// openpty(3): its fds are inheritable, and any test that forks while this
+/// one holds them would pass them on to its berth (issue 22).
+fn open_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/ptmx")
+        .expect("open /dev/ptmx");
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: grantpt/unlockpt take the fd we own; ptsname_r writes at most
+    // name.len() bytes into the buffer we own.
+    let rc = unsafe {
+        if libc::grantpt(master.as_raw_fd()) != 0 || libc::unlockpt(master.as_raw_fd()) != 0 {
+            -1
+        } else {
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len())
+        }
+    };
+    assert_eq!(rc, 0, "grantpt/unlockpt/ptsname_r");
+    // SAFETY: ptsname_r wrote a NUL-terminated name into the buffer.
+    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(std::ffi::OsStr::new(path.to_str().unwrap()))
+        .expect("open the pty's slave");
+    (master.into(), slave.into())
 }
