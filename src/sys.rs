@@ -912,3 +912,85 @@ mod tests {
         }
     }
 }
+
+/// Why getaddrinfo found no address (its EAI_* codes, as glibc and musl
+/// number them on Linux).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupFailure {
+    /// EAI_NONAME: NXDOMAIN (in every search domain), or not in /etc/hosts.
+    NoName,
+    /// EAI_NODATA: the name exists but has no A or AAAA record.
+    NoData,
+    /// EAI_AGAIN: no answer within resolv.conf's timeout × attempts, or
+    /// SERVFAIL.
+    Again,
+    /// EAI_FAIL: the server refused or answered with something unusable.
+    Fail,
+    /// Anything else, in the libc's words.
+    Other(String),
+}
+
+/// getaddrinfo(3) for a TCP service on `name`: the addresses in the libc's
+/// order. In the static build this is musl's resolver: /etc/hosts, then
+/// DNS as /etc/resolv.conf says (nameservers, search, ndots, timeout,
+/// attempts; A and AAAA at once), no NSS. It blocks: callers bound it
+/// (health/resolve.rs runs it on a thread of a probe process, never on
+/// PID 1's loop).
+pub fn getaddrinfo(name: &str) -> Result<Vec<std::net::IpAddr>, LookupFailure> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    // Not in the libc crate; the same on glibc and musl.
+    const EAI_NODATA: libc::c_int = -5;
+    let Ok(node) = CString::new(name) else {
+        return Err(LookupFailure::NoName);
+    };
+    // SAFETY: an all-zero addrinfo is the documented "no hints" value;
+    // the fields set below are plain integers.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: node is NUL-terminated, hints lives across the call, and
+    // list receives a pointer that is freed below with freeaddrinfo.
+    let rc = unsafe { libc::getaddrinfo(node.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    match rc {
+        0 => {}
+        libc::EAI_NONAME => return Err(LookupFailure::NoName),
+        EAI_NODATA => return Err(LookupFailure::NoData),
+        libc::EAI_AGAIN => return Err(LookupFailure::Again),
+        libc::EAI_FAIL => return Err(LookupFailure::Fail),
+        _ => {
+            // SAFETY: gai_strerror returns a static NUL-terminated string.
+            let text = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(rc)) };
+            return Err(LookupFailure::Other(text.to_string_lossy().into_owned()));
+        }
+    }
+    let mut out: Vec<IpAddr> = Vec::new();
+    let mut node = list;
+    while !node.is_null() {
+        // SAFETY: node is an element of the list getaddrinfo returned,
+        // not yet freed; ai_addr points to a sockaddr of ai_family's kind
+        // (checked by family and length before the cast).
+        let ip = unsafe {
+            let ai = &*node;
+            node = ai.ai_next;
+            let len = ai.ai_addrlen as usize;
+            match ai.ai_family {
+                libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in);
+                    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr))))
+                }
+                libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in6);
+                    Some(IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr)))
+                }
+                _ => None,
+            }
+        };
+        if let Some(ip) = ip.filter(|ip| !out.contains(ip)) {
+            out.push(ip);
+        }
+    }
+    // SAFETY: list came from a successful getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    Ok(out)
+}

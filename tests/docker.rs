@@ -14,7 +14,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -149,7 +149,8 @@ pub(crate) fn docker_ok(args: &[&str]) -> String {
 /// A docker command that keeps printing (`logs -f`, `events`), read line by
 /// line; killed when dropped.
 pub(crate) struct Stream {
-    child: Guarded,
+    /// Held for its Drop: the command is killed with the Stream.
+    _child: Guarded,
     pub(crate) out: Lines,
     err: Lines,
 }
@@ -173,7 +174,11 @@ impl Stream {
         let (out, err) = (Lines::default(), Lines::default());
         out.clone().collect(child.stdout.take().unwrap());
         err.clone().collect(child.stderr.take().unwrap());
-        Stream { child, out, err }
+        Stream {
+            _child: child,
+            out,
+            err,
+        }
     }
 
     /// Waits for a stdout line containing every needle.

@@ -26,7 +26,11 @@ pub(crate) fn probe(args: &[&str]) -> (i32, String, Duration) {
 }
 
 /// httpd on a free port, outside berth (for the probe command).
-struct Httpd(Guarded, u16);
+struct Httpd {
+    /// Held for its Drop: the server is killed with this.
+    _process: Guarded,
+    port: u16,
+}
 impl Httpd {
     fn start() -> Httpd {
         let port = free_port();
@@ -37,10 +41,10 @@ impl Httpd {
             .unwrap();
         let line = first_line(c.stdout.take().unwrap());
         assert!(line.starts_with("listening"), "{line}");
-        Httpd(c, port)
+        Httpd { _process: c, port }
     }
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.1)
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
 
@@ -48,8 +52,8 @@ impl Httpd {
 fn probe_command_healthy_unhealthy_and_reasons() {
     let h = Httpd::start();
     assert_eq!(probe(&[&h.url("/healthz")]).0, 0);
-    assert_eq!(probe(&[&format!("tcp://127.0.0.1:{}", h.1)]).0, 0);
-    assert_eq!(http_get(h.1, "/healthz/fail"), 200);
+    assert_eq!(probe(&[&format!("tcp://127.0.0.1:{}", h.port)]).0, 0);
+    assert_eq!(http_get(h.port, "/healthz/fail"), 200);
     let (code, err, _) = probe(&[&h.url("/healthz")]);
     assert_eq!(code, 1);
     assert!(

@@ -482,13 +482,11 @@ fn a_flood_grows_the_pipe_and_shrinks_it_back_a_second_later() {
         512 * 1024,
         "berth's stdout grows to --log-pipe-size's default"
     );
-    let (size, took) = after_a_flood_until(|| pipe_size(out.get_ref()), |&s| s == 64 * 1024);
+    let (size, _) = after_a_flood_until(|| pipe_size(out.get_ref()), |&s| s == 64 * 1024);
     assert_eq!(size, 64 * 1024, "the pipe shrinks back after the flood");
-    // Not at once: a pause shorter than a second is not the flood's end.
-    assert!(
-        took >= Duration::from_millis(500),
-        "shrunk {took:?} after the last line"
-    );
+    // When: a second after berth's last blocked write, which this reader
+    // cannot see (under load it may read the last line most of a second
+    // later: issue 22); logs/flood.rs's unit tests pin the second down.
     drop(out);
     let _ = child.kill();
     let _ = child.wait();

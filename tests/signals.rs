@@ -198,7 +198,6 @@ fn sigint_is_forwarded_and_starts_the_grace_period() {
 #[test]
 fn ctrl_c_on_a_terminal_reaches_the_app_as_in_a_shell() {
     use std::io::{BufRead, BufReader, Write};
-    use std::os::fd::{FromRawFd, OwnedFd};
     let (master, slave) = open_pty();
     // setsid --ctty: a new session whose controlling terminal is the pty,
     // as the engine sets up for `-it`.

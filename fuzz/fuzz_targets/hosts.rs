@@ -10,7 +10,8 @@
 
 #![no_main]
 
-use berth::health::target::{lookup_hosts, parse_target, Target};
+use berth::health::resolve::lookup_hosts;
+use berth::health::target::{parse_target, Target};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

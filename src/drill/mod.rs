@@ -22,7 +22,6 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -35,7 +34,8 @@ use nix::unistd::Pid;
 use crate::cli::{DrillArgs, Invocation};
 use crate::error::Error;
 use crate::health::probe::{probe, ProbeOptions};
-use crate::health::target::{parse_target, resolve, Host, Target};
+use crate::health::resolve::{resolve, Sources};
+use crate::health::target::{parse_target, Host, Target};
 use crate::parse;
 use crate::sys;
 use load::Load;
@@ -196,11 +196,15 @@ fn plan(args: &DrillArgs, env: &[(OsString, OsString)]) -> Result<Plan, Error> {
     })
 }
 
+/// How long the drill's URL may take to resolve (the drill runs on a
+/// developer's machine or CI, not as PID 1: a blocking lookup is fine).
+const NAME_LOOKUP: Duration = Duration::from_secs(5);
+
 /// The URL's addresses; the drill loads only the app it starts, on this
 /// machine, so anything but loopback is refused.
 fn loopback_addrs(host: &Host, port: u16, url: &str) -> Result<Vec<SocketAddr>, Error> {
-    let addrs =
-        resolve(host, port, Path::new("/etc/hosts")).map_err(|e| usage(format!("--url {e}")))?;
+    let addrs = resolve(host, port, NAME_LOOKUP, &Sources::system())
+        .map_err(|e| usage(format!("--url {e}")))?;
     let local: Vec<SocketAddr> = addrs.into_iter().filter(|a| a.ip().is_loopback()).collect();
     if local.is_empty() {
         return Err(usage(format!(

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::h2::{self, Head};
 use super::hpack::{self, Fields};
-use super::probe::{describe_io, is_timeout, send, Deadline};
+use super::io::{describe_io, is_timeout, send, Deadline};
 
 /// Largest header block (HEADERS + CONTINUATION) we collect.
 pub const MAX_HEADER_BLOCK: usize = 16 * 1024;

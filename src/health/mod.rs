@@ -1,4 +1,5 @@
-//! Health: target parsing and name resolution without DNS ([`target`]), one
+//! Health: target parsing ([`target`]), names to addresses through
+//! /etc/hosts and DNS ([`resolve`]), one
 //! bounded HTTP/TCP/gRPC probe ([`probe`], the gRPC call in [`grpc`] over
 //! [`h2`] framing and [`hpack`] headers) shared by `berth probe` and the
 //! supervised checks, and the supervised schedule and state ([`monitor`]).
@@ -11,6 +12,8 @@
 pub mod grpc;
 pub mod h2;
 pub mod hpack;
+mod io;
 pub mod monitor;
 pub mod probe;
+pub mod resolve;
 pub mod target;

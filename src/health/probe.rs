@@ -4,22 +4,17 @@
 //! or a one-line unhealthy reason (`Err`).
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::target::{resolve, Target};
+use super::io::{describe_io, is_timeout, send, Deadline, TIMEOUT_CAP};
+use super::resolve::{resolve, Sources};
+use super::target::Target;
 use crate::http::ResponseHeads;
-
-/// Where names are looked up (berth does no DNS).
-const HOSTS_PATH: &str = "/etc/hosts";
 
 /// One read from the socket; the head is kept in [`ResponseHeads`].
 const READ_CHUNK: usize = 4096;
-
-/// A deadline longer than this is treated as this (avoids `Instant` overflow).
-const TIMEOUT_CAP: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How one probe runs.
 #[derive(Clone, Debug)]
@@ -45,14 +40,10 @@ impl Default for ProbeOptions {
 
 /// One probe, bounded by options.timeout overall. Ok(()) healthy; Err(reason) unhealthy with a one-line reason.
 pub fn probe(target: &Target, options: &ProbeOptions) -> Result<(), String> {
-    probe_with_hosts(target, options, Path::new(HOSTS_PATH))
+    probe_with(target, options, &Sources::system())
 }
 
-fn probe_with_hosts(
-    target: &Target,
-    options: &ProbeOptions,
-    hosts_path: &Path,
-) -> Result<(), String> {
+fn probe_with(target: &Target, options: &ProbeOptions, names: &Sources) -> Result<(), String> {
     let clock = Deadline::start(options.timeout);
     for header in &options.headers {
         validate_header(header)?;
@@ -62,7 +53,10 @@ fn probe_with_hosts(
         | Target::Tcp { host, port }
         | Target::Grpc { host, port, .. } => (host, *port),
     };
-    let addrs = resolve(host, port, hosts_path)?;
+    let Some(left) = clock.remaining() else {
+        return Err(clock.expired("resolving"));
+    };
+    let addrs = resolve(host, port, left, names)?;
     let stream = connect(&addrs, &clock)?;
     match target {
         Target::Tcp { .. } => Ok(()),
@@ -76,34 +70,6 @@ fn probe_with_hosts(
         Target::Grpc {
             authority, service, ..
         } => super::grpc::check(stream, authority, service, &options.headers, &clock),
-    }
-}
-
-/// The one overall deadline; every blocking call gets what is left of it.
-pub(super) struct Deadline {
-    at: Instant,
-    timeout: Duration,
-}
-
-impl Deadline {
-    pub(super) fn start(timeout: Duration) -> Deadline {
-        let now = Instant::now();
-        Deadline {
-            at: now + timeout.min(TIMEOUT_CAP),
-            timeout,
-        }
-    }
-
-    /// Time left, or None once the deadline has passed (never a zero duration,
-    /// which the socket timeout setters refuse).
-    pub(super) fn remaining(&self) -> Option<Duration> {
-        self.at
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-    }
-
-    pub(super) fn expired(&self, phase: &str) -> String {
-        format!("timeout after {:?} ({phase})", self.timeout)
     }
 }
 
@@ -169,21 +135,6 @@ fn exchange(mut stream: TcpStream, request: &[u8], clock: &Deadline) -> Result<u
         Ok(()) | Err(_) => {}
     }
     final_status(&mut Timed(stream), clock)
-}
-
-pub(super) fn send(stream: &mut TcpStream, mut data: &[u8], clock: &Deadline) -> io::Result<()> {
-    while !data.is_empty() {
-        let left = clock.remaining().ok_or(io::ErrorKind::TimedOut)?;
-        stream.set_write_timeout(Some(left))?;
-        match stream.write(data) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = data.get(n..).unwrap_or_default(),
-            // Interrupted, or a write timeout: the loop re-checks the deadline.
-            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Where the response head comes from: a socket read with the time left
@@ -288,40 +239,15 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-pub(super) fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
-/// An io::Error as a short lowercase reason, without the `(os error N)` suffix.
-pub(super) fn describe_io(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => return "connection refused".to_string(),
-        io::ErrorKind::ConnectionReset => return "connection reset".to_string(),
-        _ => {}
-    }
-    let mut text = e.to_string();
-    if let Some(i) = text.find(" (os error ") {
-        text.truncate(i);
-    }
-    match text.chars().next() {
-        Some(first) if first.is_ascii_uppercase() => {
-            text.replace_range(..1, &first.to_ascii_lowercase().to_string());
-            text
-        }
-        _ => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::health::target::parse_target;
+    use std::io::Write;
     use std::net::TcpListener;
     use std::sync::mpsc;
     use std::thread;
+    use std::time::Instant;
 
     // ---- pure parsing ----
 
@@ -375,21 +301,6 @@ mod tests {
         assert_eq!(
             r,
             "GET / HTTP/1.1\r\nConnection: close\r\nhost: other\r\nuser-agent: me\r\n\r\n"
-        );
-    }
-
-    #[test]
-    fn io_error_text() {
-        let e = io::Error::from_raw_os_error(101); // ENETUNREACH on Linux
-        let text = describe_io(&e);
-        assert!(!text.contains("os error"), "{text}");
-        assert!(
-            text.starts_with(|c: char| !c.is_ascii_uppercase()),
-            "{text}"
-        );
-        assert_eq!(
-            describe_io(&io::ErrorKind::ConnectionRefused.into()),
-            "connection refused"
         );
     }
 
@@ -807,6 +718,15 @@ mod tests {
         }
     }
 
+    impl TempHosts {
+        fn names(&self) -> Sources<'_> {
+            Sources {
+                hosts: &self.0,
+                resolv_conf: std::path::Path::new("/nonexistent/resolv.conf"),
+            }
+        }
+    }
+
     impl Drop for TempHosts {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(&self.0);
@@ -818,24 +738,7 @@ mod tests {
         let hosts = TempHosts::new("names", "# test\n127.0.0.1 app.internal App\n");
         let port = serve(respond("HTTP/1.1 200 OK\r\n\r\n"));
         let target = parse_target(&format!("http://APP:{port}/healthz")).unwrap();
-        assert_eq!(probe_with_hosts(&target, &opts(SHORT), &hosts.0), Ok(()));
-
-        let target = parse_target("http://foo:8080/").unwrap();
-        let err = probe_with_hosts(&target, &opts(SHORT), &hosts.0).unwrap_err();
-        assert_eq!(
-            err,
-            format!(
-                "name \"foo\" is not in {} (berth does no DNS)",
-                hosts.0.display()
-            )
-        );
-        // The real /etc/hosts path is used by `probe`.
-        let target = parse_target("tcp://berth-no-such-host.invalid:1").unwrap();
-        let err = probe(&target, &opts(SHORT)).unwrap_err();
-        assert!(
-            err.contains("is not in /etc/hosts (berth does no DNS)"),
-            "{err}"
-        );
+        assert_eq!(probe_with(&target, &opts(SHORT), &hosts.names()), Ok(()));
     }
 
     #[test]
@@ -844,11 +747,11 @@ mod tests {
         let hosts = TempHosts::new("order", "::1 multi\n127.0.0.1 multi\n");
         let port = serve(respond("HTTP/1.1 200 OK\r\n\r\n"));
         let target = parse_target(&format!("http://multi:{port}/")).unwrap();
-        assert_eq!(probe_with_hosts(&target, &opts(SHORT), &hosts.0), Ok(()));
+        assert_eq!(probe_with(&target, &opts(SHORT), &hosts.names()), Ok(()));
 
         // All refused: one reason, or one per address when they differ.
         let target = parse_target(&format!("tcp://multi:{}", closed_port())).unwrap();
-        let err = probe_with_hosts(&target, &opts(SHORT), &hosts.0).unwrap_err();
+        let err = probe_with(&target, &opts(SHORT), &hosts.names()).unwrap_err();
         assert!(err.contains("connection refused"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }

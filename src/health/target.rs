@@ -3,9 +3,7 @@
 //! parser, and a built-in `localhost`).
 
 use std::fmt;
-use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The host part of a target: a name to look up in `/etc/hosts`, or an IP literal.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,9 +56,6 @@ const FORMS: &str =
 /// Longest gRPC service name accepted (real ones are fully qualified
 /// protobuf names, far shorter); keeps the request inside one frame.
 const MAX_SERVICE: usize = 1024;
-
-/// Largest `/etc/hosts` we read; the rest of a bigger file is ignored.
-const MAX_HOSTS_FILE: u64 = 1 << 20;
 
 fn usage(msg: impl Into<String>) -> TargetError {
     TargetError(msg.into())
@@ -286,85 +281,9 @@ fn encode_path(raw: &str) -> String {
     out
 }
 
-/// Parses the text of an /etc/hosts file and returns the addresses for `name` (in file order).
-///
-/// Each line is `ADDRESS NAME [ALIAS...]`; `#` starts a comment. Names compare
-/// case-insensitively (a trailing dot is ignored); lines whose first field is
-/// not an IPv4/IPv6 address are skipped; duplicate addresses are listed once.
-pub fn lookup_hosts(hosts_text: &str, name: &str) -> Vec<IpAddr> {
-    let want = name.strip_suffix('.').unwrap_or(name);
-    let mut found = Vec::new();
-    if want.is_empty() {
-        return found;
-    }
-    for line in hosts_text.lines() {
-        let line = line.find('#').map_or(line, |i| &line[..i]);
-        let mut fields = line.split_whitespace();
-        let Some(Ok(addr)) = fields.next().map(str::parse::<IpAddr>) else {
-            continue;
-        };
-        let matches = fields.any(|n| n.strip_suffix('.').unwrap_or(n).eq_ignore_ascii_case(want));
-        if matches && !found.contains(&addr) {
-            found.push(addr);
-        }
-    }
-    found
-}
-
-fn is_localhost(name: &str) -> bool {
-    name.strip_suffix('.')
-        .unwrap_or(name)
-        .eq_ignore_ascii_case("localhost")
-}
-
-/// Resolves a Host: IP literal as is; a name via /etc/hosts (read from `hosts_path`), `localhost` falling back to 127.0.0.1 and ::1.
-///
-/// Err is the one-line "unhealthy" reason, e.g.
-/// `name "foo" is not in /etc/hosts (berth does no DNS)`.
-pub fn resolve(host: &Host, port: u16, hosts_path: &Path) -> Result<Vec<SocketAddr>, String> {
-    let name = match host {
-        Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
-        Host::Name(name) => name,
-    };
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let (text, read_error) = match read_hosts(hosts_path) {
-        Ok(text) => (text, None),
-        Err(e) => (String::new(), Some(e)),
-    };
-    let mut addrs = lookup_hosts(&text, name);
-    if addrs.is_empty() && is_localhost(name) {
-        addrs = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
-    }
-    if addrs.is_empty() {
-        let path = hosts_path.display();
-        return Err(match read_error {
-            Some(e) if e.kind() != std::io::ErrorKind::NotFound => format!(
-                "name {name:?} not resolved: cannot read {path}: {} (berth does no DNS)",
-                super::probe::describe_io(&e)
-            ),
-            _ => format!("name {name:?} is not in {path} (berth does no DNS)"),
-        });
-    }
-    Ok(addrs
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect())
-}
-
-fn read_hosts(path: &Path) -> std::io::Result<String> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_HOSTS_FILE)
-        .read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn name(s: &str) -> Host {
         Host::Name(s.to_string())
@@ -595,146 +514,5 @@ mod tests {
             );
             assert!(!got.contains('\n'), "{input:?}: multi-line error {got:?}");
         }
-    }
-
-    #[test]
-    fn hosts_parsing() {
-        let text = "\
-# The following lines are desirable for IPv4 capable hosts
-127.0.0.1       localhost
-127.0.1.1\tbox.example.org box   # trailing comment
-::1     localhost ip6-localhost ip6-loopback
-fe00::0 ip6-localnet
-
-this line is garbage
-999.1.1.1 broken
-10.0.0.7 db DB-Primary primary.db.
-#10.0.0.8 db
-   10.0.0.9   db
-10.0.0.7 db
-fe80::1%eth0 linklocal
-2001:db8::5 v6only
-";
-        let ips = |v: &[&str]| -> Vec<IpAddr> { v.iter().map(|s| s.parse().unwrap()).collect() };
-        assert_eq!(lookup_hosts(text, "localhost"), ips(&["127.0.0.1", "::1"]));
-        assert_eq!(lookup_hosts(text, "LocalHost"), ips(&["127.0.0.1", "::1"]));
-        assert_eq!(lookup_hosts(text, "localhost."), ips(&["127.0.0.1", "::1"]));
-        assert_eq!(lookup_hosts(text, "box"), ips(&["127.0.1.1"]));
-        assert_eq!(lookup_hosts(text, "box.example.org"), ips(&["127.0.1.1"]));
-        assert_eq!(lookup_hosts(text, "ip6-loopback"), ips(&["::1"]));
-        assert_eq!(lookup_hosts(text, "v6only"), ips(&["2001:db8::5"]));
-        // Aliases, case, trailing dots, duplicates once, commented-out line skipped.
-        assert_eq!(lookup_hosts(text, "db"), ips(&["10.0.0.7", "10.0.0.9"]));
-        assert_eq!(lookup_hosts(text, "db-primary"), ips(&["10.0.0.7"]));
-        assert_eq!(lookup_hosts(text, "primary.db"), ips(&["10.0.0.7"]));
-        for missing in [
-            "garbage",
-            "this",
-            "broken",
-            "linklocal",
-            "trailing",
-            "comment",
-            "",
-            "#",
-            "foo",
-        ] {
-            assert_eq!(
-                lookup_hosts(text, missing),
-                Vec::<IpAddr>::new(),
-                "{missing:?}"
-            );
-        }
-        assert!(lookup_hosts("", "localhost").is_empty());
-        assert!(lookup_hosts("\u{0}\u{1}\n\n\t\n###", "x").is_empty());
-    }
-
-    struct TempFile(PathBuf);
-
-    impl TempFile {
-        fn new(tag: &str, contents: &str) -> TempFile {
-            let path = std::env::temp_dir()
-                .join(format!("berth-target-test-{}-{tag}", std::process::id()));
-            std::fs::write(&path, contents).unwrap();
-            TempFile(path)
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    fn sa(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn resolve_ip_literals_skip_the_hosts_file() {
-        let nowhere = Path::new("/nonexistent/berth/hosts");
-        assert_eq!(
-            resolve(&v4("127.0.0.1"), 81, nowhere).unwrap(),
-            vec![sa("127.0.0.1:81")]
-        );
-        assert_eq!(
-            resolve(&Host::Ip("::1".parse().unwrap()), 81, nowhere).unwrap(),
-            vec![sa("[::1]:81")]
-        );
-        // A Name holding an IP literal (built by hand) still works.
-        assert_eq!(
-            resolve(&name("10.1.2.3"), 9, nowhere).unwrap(),
-            vec![sa("10.1.2.3:9")]
-        );
-    }
-
-    #[test]
-    fn resolve_names_from_a_hosts_file() {
-        let hosts = TempFile::new(
-            "names",
-            "10.9.8.7 app App.local\n::1 app\n127.0.0.1 localhost\n",
-        );
-        assert_eq!(
-            resolve(&name("APP"), 8080, &hosts.0).unwrap(),
-            vec![sa("10.9.8.7:8080"), sa("[::1]:8080")]
-        );
-        // The file's localhost wins over the built-in fallback.
-        assert_eq!(
-            resolve(&name("localhost"), 80, &hosts.0).unwrap(),
-            vec![sa("127.0.0.1:80")]
-        );
-        let err = resolve(&name("foo"), 80, &hosts.0).unwrap_err();
-        assert_eq!(
-            err,
-            format!(
-                "name \"foo\" is not in {} (berth does no DNS)",
-                hosts.0.display()
-            )
-        );
-    }
-
-    #[test]
-    fn localhost_without_a_hosts_file() {
-        let nowhere = Path::new("/nonexistent/berth/hosts");
-        let want = vec![sa("127.0.0.1:80"), sa("[::1]:80")];
-        assert_eq!(resolve(&name("localhost"), 80, nowhere).unwrap(), want);
-        assert_eq!(resolve(&name("LOCALHOST."), 80, nowhere).unwrap(), want);
-        // Also when the file exists but does not list localhost.
-        let hosts = TempFile::new("nolocal", "# empty\n10.0.0.1 other\n");
-        assert_eq!(resolve(&name("localhost"), 80, &hosts.0).unwrap(), want);
-        let err = resolve(&name("db"), 5432, nowhere).unwrap_err();
-        assert_eq!(
-            err,
-            "name \"db\" is not in /nonexistent/berth/hosts (berth does no DNS)"
-        );
-    }
-
-    #[test]
-    fn unreadable_hosts_file_is_reported() {
-        // A directory cannot be read as a file.
-        let dir = std::env::temp_dir();
-        let err = resolve(&name("db"), 1, &dir).unwrap_err();
-        assert!(err.contains("cannot read"), "{err}");
-        assert!(err.contains("berth does no DNS"), "{err}");
-        assert!(!err.contains("os error"), "{err}");
     }
 }
