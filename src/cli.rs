@@ -58,6 +58,8 @@ pub struct RunArgs {
     pub health_retries: Option<String>,
     pub health_start_period: Option<String>,
     pub health_start_interval: Option<String>,
+    pub wait_for: Vec<String>,
+    pub wait_timeout: Option<String>,
     pub status_listen: Option<String>,
     pub on_unhealthy: Option<String>,
     pub rlimit: Vec<String>,
@@ -72,6 +74,7 @@ pub struct ProbeArgs {
     pub timeout: Option<String>,
     pub header: Vec<String>,
     pub expect_status: Vec<String>,
+    pub wait: Option<String>,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -130,6 +133,8 @@ const RUN_OPTIONS: &[Opt] = &[
     ("health-retries", None, "N", Value, "failures in a row to be unhealthy [3]"),
     ("health-start-period", None, "DURATION", Value, "failures in it do not count [0s]"),
     ("health-start-interval", None, "DURATION", Value, "time between probes in the start period"),
+    ("wait-for", None, "TARGET", Repeat, "start the app once TARGET answers healthy"),
+    ("wait-timeout", None, "DURATION", Value, "give up waiting after this long (exit 124) [60s]"),
     ("status-listen", None, "ADDR:PORT", Value, "serve GET /livez and /readyz over HTTP"),
     ("on-unhealthy", None, "log|exit", Value, "exit: stop the app and exit 1 [log]"),
     ("rlimit", None, "NAME=SOFT[:HARD]", Repeat, "resource limit (nofile, core, ...)"),
@@ -142,6 +147,7 @@ const PROBE_OPTIONS: &[Opt] = &[
     ("timeout", None, "DURATION", Value, "covers resolve + connect + response [3s]"),
     ("header", None, "'NAME: VALUE'", Repeat, "extra request header"),
     ("expect-status", None, "CODE", Repeat, "a healthy status (replaces 2xx/3xx)"),
+    ("wait", None, "DURATION", Value, "try again until healthy or DURATION has passed"),
 ];
 
 #[rustfmt::skip]
@@ -433,6 +439,7 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
         "health-retries" => a.health_retries = one,
         "health-start-period" => a.health_start_period = one,
         "health-start-interval" => a.health_start_interval = one,
+        "wait-timeout" => a.wait_timeout = one,
         "status-listen" => a.status_listen = one,
         "on-unhealthy" => a.on_unhealthy = one,
         "allow-new-privs" => a.allow_new_privs = one.is_some(),
@@ -446,6 +453,7 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
                 "success-exit" => a.success_exit = v,
                 "log-field" => a.log_field = v,
                 "rlimit" => a.rlimit = v,
+                "wait-for" => a.wait_for = v,
                 _ => {}
             }
         }
@@ -474,6 +482,7 @@ fn parse_probe(m: &ArgMatches) -> Result<Invocation, Error> {
         timeout: values(m, "timeout").pop(),
         header: values(m, "header"),
         expect_status: values(m, "expect-status"),
+        wait: values(m, "wait").pop(),
     }))
 }
 

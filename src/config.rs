@@ -7,8 +7,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::RunArgs;
+use crate::cli::{ProbeArgs, RunArgs};
 use crate::error::Error;
+use crate::health::grpc::validate_metadata;
+use crate::health::probe::{validate_header, ProbeOptions};
 use crate::health::target::{parse_target, Target};
 use crate::logs::json::KeyStyle;
 use crate::parse;
@@ -57,6 +59,18 @@ pub struct HealthConfig {
     pub start_interval: Duration,
 }
 
+/// `--wait-for` and `--wait-timeout` (SPEC "Before the app starts" step 4).
+#[derive(Clone, Debug)]
+pub struct WaitConfig {
+    /// Each as typed (for messages) and parsed.
+    pub targets: Vec<(String, Target)>,
+    pub timeout: Duration,
+}
+
+/// Default `--wait-timeout` (SPEC): a database's first start (initdb) often
+/// outlasts wait-for-it's 15 s and dockerize's 10 s defaults.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub command: Vec<OsString>,
@@ -74,6 +88,8 @@ pub struct Config {
     pub success_exit: Vec<u8>,
     pub log: LogConfig,
     pub health: Option<HealthConfig>,
+    /// `--wait-for`: dependencies to wait for before the app starts.
+    pub wait: Option<WaitConfig>,
     pub on_unhealthy_exit: bool,
     /// `--status-listen`: serve /livez and /readyz over HTTP here.
     pub status_listen: Option<std::net::SocketAddr>,
@@ -159,6 +175,7 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
 
     let log = log_config(a, facts)?;
     let health = health_config(a)?;
+    let wait = wait_config(a)?;
     let on_unhealthy_exit = match a.on_unhealthy.as_deref() {
         None | Some("log") => false,
         Some("exit") => true,
@@ -188,6 +205,7 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         success_exit,
         log,
         health,
+        wait,
         on_unhealthy_exit,
         status_listen,
         rlimits,
@@ -372,6 +390,77 @@ fn health_config(a: &RunArgs) -> Result<Option<HealthConfig>, Error> {
         start_period,
         start_interval,
     }))
+}
+
+fn wait_config(a: &RunArgs) -> Result<Option<WaitConfig>, Error> {
+    if a.wait_for.is_empty() {
+        if a.wait_timeout.is_some() {
+            return Err(Error::config("--wait-timeout needs --wait-for TARGET"));
+        }
+        return Ok(None);
+    }
+    let mut targets = Vec::with_capacity(a.wait_for.len());
+    for t in &a.wait_for {
+        let parsed = parse_target(t).map_err(|e| Error::config(format!("--wait-for {e}")))?;
+        targets.push((t.clone(), parsed));
+    }
+    let timeout = duration("wait-timeout", &a.wait_timeout, DEFAULT_WAIT_TIMEOUT)?;
+    if timeout.is_zero() {
+        return Err(Error::config("--wait-timeout must be more than 0"));
+    }
+    Ok(Some(WaitConfig { targets, timeout }))
+}
+
+/// `berth probe`'s options, typed. Every bad value here is a usage error
+/// (2), as the probe's contract says; the run options' are 125.
+pub struct ProbeConfig {
+    pub target: Target,
+    pub options: ProbeOptions,
+    /// `--wait`: keep trying this long.
+    pub wait: Option<Duration>,
+}
+
+pub fn build_probe(p: &ProbeArgs) -> Result<ProbeConfig, Error> {
+    let usage = |m: String| Error::usage(format!("probe: {m}"));
+    let target = parse_target(&p.target).map_err(|e| usage(e.to_string()))?;
+    let positive = |name: &str, v: &Option<String>| -> Result<Option<Duration>, Error> {
+        match v {
+            None => Ok(None),
+            Some(t) => match parse::duration(t) {
+                Ok(d) if !d.is_zero() => Ok(Some(d)),
+                Ok(_) => Err(usage(format!("--{name} must be more than 0"))),
+                Err(e) => Err(usage(format!("--{name} {e}"))),
+            },
+        }
+    };
+    let timeout = positive("timeout", &p.timeout)?.unwrap_or(Duration::from_secs(3));
+    let wait = positive("wait", &p.wait)?;
+    let grpc = matches!(target, Target::Grpc { .. });
+    for h in &p.header {
+        validate_header(h)
+            .and_then(|()| if grpc { validate_metadata(h) } else { Ok(()) })
+            .map_err(|e| usage(format!("--header {e}")))?;
+    }
+    let mut expect_status = Vec::new();
+    for s in &p.expect_status {
+        match s.trim().parse::<u16>() {
+            Ok(c) if (100..=599).contains(&c) => expect_status.push(c),
+            _ => {
+                return Err(usage(format!(
+                    "--expect-status \"{s}\": expected an HTTP status code from 100 to 599"
+                )))
+            }
+        }
+    }
+    Ok(ProbeConfig {
+        target,
+        options: ProbeOptions {
+            timeout,
+            headers: p.header.clone(),
+            expect_status,
+        },
+        wait,
+    })
 }
 
 #[cfg(test)]

@@ -21,11 +21,13 @@ use nix::unistd::Pid;
 use crate::config::{Config, LogMode};
 use crate::error::{app_exit_code, AppEnd, Error};
 use crate::health::monitor::{Monitor, Verdict};
-use crate::logs::events::{Events, ExitInfo, StartInfo};
+use crate::health::wait::{Dependency, News, Waiter};
+use crate::logs::events::{Events, ExitInfo, StartInfo, WaitInfo};
 use crate::logs::flood::{self, Flood};
 use crate::logs::json::{Encoder, Timestamp};
 use crate::logs::out::{Flush, Out, HIGH_WATER, LOW_WATER};
 use crate::logs::split::StreamLines;
+use crate::parse::signal_name_string;
 use crate::reap;
 use crate::shutdown::{self, Action, Input, Shutdown, StopCause};
 use crate::signals::{classify, Class};
@@ -60,7 +62,9 @@ struct AppPipe {
 pub struct Supervisor {
     cfg: Config,
     own_pid: Pid,
-    app: Pid,
+    /// The app, once spawned (None while berth waits for dependencies).
+    app: Option<Pid>,
+    /// berth's start until the app is spawned, then the app's.
     started: Instant,
     epoll: Epoll,
     signals: sys::SignalFd,
@@ -75,9 +79,15 @@ pub struct Supervisor {
     no_children: bool,
     /// Senders of the SIGCHLDs just read: reaped by pid before any scan.
     sigchld_from: Vec<i32>,
+    /// The signalfd records of one read.
+    sig_batch: Vec<sys::SigInfo>,
     scans: reap::ScanPacer,
-    cgroup: cgroup::Cgroup,
+    cgroup: Option<cgroup::Cgroup>,
     monitor: Option<Monitor>,
+    /// `--wait-for`, while berth waits (the wait phase).
+    waiter: Option<Waiter>,
+    /// The SIGTERM or SIGINT that ended the wait.
+    wait_stopped_by: Option<i32>,
     status: Option<StatusServer>,
     /// `--status-listen`: its listener and clients are all in epoll.
     http: Option<HttpStatus>,
@@ -88,20 +98,52 @@ pub struct Supervisor {
     http_paused: bool,
 }
 
-/// Runs COMMAND under berth and returns berth's exit code.
+/// What the spawn phase needs from the prepare phase: the exec, ready to
+/// go, and what berth learnt about who the app runs as.
+struct Launch {
+    req: sys::ExecRequest,
+    /// The app's ends of its log pipes (json mode), closed once it runs.
+    write_ends: Vec<OwnedFd>,
+    /// berth must switch uid/gid in the child (and may drop its own root).
+    switching: bool,
+    app_uid: u32,
+    app_gid: u32,
+    warnings: Vec<String>,
+}
+
+/// The exit code when `--wait-timeout` passes before every dependency has
+/// answered: 124, as timeout(1) and so wait-for-it (which runs it) say it,
+/// distinct from the app's codes and from berth's own 125-127.
+pub const WAIT_TIMEOUT_EXIT: u8 = 124;
+
+/// Runs COMMAND under berth and returns berth's exit code. berth's life, in
+/// its phases (SPEC "Before the app starts", then "Process" and "Shutdown"):
 pub fn run(cfg: Config, env: Vec<(OsString, OsString)>, mask: SigSet) -> u8 {
-    match Supervisor::start(cfg, &env, mask) {
-        Ok(mut s) => {
-            let code = s.run();
-            // Every byte is written and every fd is berth's own: leave
-            // without freeing buffers one munmap (and TLB flush) at a time.
-            std::process::exit(i32::from(code))
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            e.exit_code()
-        }
+    // 1. prepare: everything that can fail before anything is started
+    //    (options turned into an exec, secrets, limits, templates, the loop's
+    //    own resources); an error here is berth's 125/126/127.
+    let (mut s, launch) = match Supervisor::prepare(cfg, &env, mask) {
+        Ok(both) => both,
+        Err(e) => return fail(&e),
+    };
+    // 2. wait: `--wait-for` dependencies, inside the one loop.
+    if let Some(code) = s.wait_for_dependencies() {
+        return code;
     }
+    // 3. spawn: the app starts.
+    if let Err(e) = s.spawn(launch) {
+        return fail(&e);
+    }
+    // 4. supervise, and 5. stop (Supervisor::finish) once everyone is gone.
+    let code = s.supervise();
+    // Every byte is written and every fd is berth's own: leave without
+    // freeing buffers one munmap (and TLB flush) at a time.
+    std::process::exit(i32::from(code))
+}
+
+fn fail(e: &Error) -> u8 {
+    eprintln!("{e}");
+    e.exit_code()
 }
 
 fn setup_err(what: &str, e: Errno) -> Error {
@@ -109,9 +151,14 @@ fn setup_err(what: &str, e: Errno) -> Error {
 }
 
 impl Supervisor {
-    /// Everything up to the app's exec. Errors here are berth's (125/126/127):
-    /// nothing has been started yet that would outlive berth.
-    fn start(cfg: Config, env: &[(OsString, OsString)], mask: SigSet) -> Result<Supervisor, Error> {
+    /// The prepare phase: everything up to the app's exec. Errors here are
+    /// berth's (125/126/127): nothing has been started that would outlive
+    /// berth.
+    fn prepare(
+        cfg: Config,
+        env: &[(OsString, OsString)],
+        mask: SigSet,
+    ) -> Result<(Supervisor, Launch), Error> {
         let own_pid = sys::getpid();
         let mut warnings: Vec<String> = Vec::new();
         if own_pid.as_raw() != 1 {
@@ -215,10 +262,12 @@ impl Supervisor {
                 write_ends.push(w);
             }
         }
+        // The entrypoint script's jobs (prepare/): what the app's
+        // environment and files hold when it starts.
+        let prepared = prepare::prepare(&cfg, env, None)?;
         // Only a --user target's HOME replaces berth's own: without one,
         // /etc/passwd is not read at all.
         let own_home = cfg.identity.as_ref().and_then(|_| passwd_home_of(uid));
-        let prepared = prepare::prepare(&cfg, env, None)?;
         let mut req = spawn::request(
             &cfg,
             &prepared.env,
@@ -236,7 +285,7 @@ impl Supervisor {
             req.identity = None;
         }
 
-        // Bound before the app starts, so a taken port is berth's 125.
+        // Bound before anything starts, so a taken port is berth's 125.
         let http = match cfg.status_listen {
             None => None,
             Some(addr) => {
@@ -252,29 +301,16 @@ impl Supervisor {
                 Some(h)
             }
         };
+        let (app_uid, app_gid) = cfg
+            .identity
+            .as_ref()
+            .map(|i| (i.uid, i.gid))
+            .unwrap_or((uid, gid));
 
-        let started = Instant::now();
-        let app = sys::spawn(&req).map_err(|f| spawn::failure_to_error(f, &cfg.command[0]))?;
-        drop(write_ends);
-        // berth's own set-up that the app need not wait for, done while it
-        // runs (start-up time is a figure, docs/benchmarks.md). Failures
-        // here cost a feature, never the app: `berth status` is best effort.
-        let cgroup = cgroup::Cgroup::discover();
-        let status = StatusServer::bind(own_pid).ok().filter(|s| {
-            epoll
-                .add(
-                    sys::borrow_fd(s.fd()),
-                    EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS),
-                )
-                .is_ok()
-        });
-
-        // From here on berth is the app's init: its own failures are warnings,
-        // never an exit (a PID 1 that leaves takes the container with it).
-        let mut s = Supervisor {
+        let s = Supervisor {
             own_pid,
-            app,
-            started,
+            app: None,
+            started: Instant::now(),
             epoll,
             signals,
             events: Events::new(cfg.log.mode, encoder),
@@ -293,52 +329,173 @@ impl Supervisor {
             app_end: None,
             no_children: false,
             sigchld_from: Vec::with_capacity(16),
+            sig_batch: Vec::with_capacity(16),
             scans: reap::ScanPacer::default(),
-            cgroup,
-            monitor: cfg.health.clone().map(|h| Monitor::new(h, started)),
-            status,
+            cgroup: None,
+            monitor: None,
+            waiter: None,
+            wait_stopped_by: None,
+            status: None,
             http,
             status_paused: false,
             http_paused: false,
             cfg,
         };
-        let (app_uid, app_gid) = s
+        let launch = Launch {
+            req,
+            write_ends,
+            switching,
+            app_uid,
+            app_gid,
+            warnings,
+        };
+        Ok((s, launch))
+    }
+
+    /// The wait phase (`--wait-for`): the loop runs as ever (signals,
+    /// reaping, `berth status`, `--status-listen`), with the dependencies'
+    /// probes in place of an app. None: every dependency answered, go on;
+    /// Some(code): berth exits with it and the app is never started.
+    fn wait_for_dependencies(&mut self) -> Option<u8> {
+        let wait = self.cfg.wait.clone()?;
+        // `berth status` says "waiting" meanwhile.
+        self.serve_status();
+        let deps = wait
+            .targets
+            .into_iter()
+            .map(|(spec, target)| Dependency { spec, target })
+            .collect();
+        self.waiter = Some(Waiter::new(deps, wait.timeout, Instant::now()));
+        loop {
+            let now = Instant::now();
+            let waiter = self.waiter.as_mut()?;
+            if waiter.done() {
+                self.waiter = None;
+                return None;
+            }
+            if let Some(sig) = self.wait_stopped_by {
+                let waited_s = waiter.elapsed(now).as_secs_f64();
+                let why = format!("stopped by SIG{}", signal_name_string(sig));
+                self.end_wait(&[], "stopped", Some(&why), waited_s);
+                return Some(128 + sig as u8);
+            }
+            if waiter.timed_out(now) {
+                let waited_s = waiter.elapsed(now).as_secs_f64();
+                let failing = waiter.failing();
+                self.end_wait(&failing, "timeout", None, waited_s);
+                return Some(WAIT_TIMEOUT_EXIT);
+            }
+            self.turn();
+        }
+    }
+
+    /// The wait is over without the app: its probes are killed and reaped,
+    /// the news logged (and, for a timeout, one line per failing target on
+    /// stderr whatever the log mode), and every byte flushed.
+    fn end_wait(
+        &mut self,
+        failing: &[(String, String)],
+        state: &str,
+        why: Option<&str>,
+        waited_s: f64,
+    ) {
+        let killed = self
+            .waiter
+            .as_mut()
+            .map(Waiter::abandon)
+            .unwrap_or_default();
+        for pid in killed {
+            reap::reap_killed(pid);
+        }
+        if failing.is_empty() {
+            self.events.wait(
+                &mut self.out,
+                &WaitInfo {
+                    target: "",
+                    state,
+                    reason: why,
+                    waited_s,
+                },
+            );
+        }
+        for (target, reason) in failing {
+            let info = WaitInfo {
+                target,
+                state,
+                reason: Some(reason),
+                waited_s,
+            };
+            self.events.wait(&mut self.out, &info);
+            if self.cfg.log.mode == LogMode::Json {
+                eprintln!(
+                    "berth: --wait-for {target}: still failing after {waited_s:.1}s: {reason}"
+                );
+            }
+        }
+        self.out.flush_all();
+        self.out.restore();
+    }
+
+    /// The spawn phase: the app starts; berth then drops its own root,
+    /// finds the cgroup and says `start`.
+    fn spawn(&mut self, launch: Launch) -> Result<(), Error> {
+        let Launch {
+            req,
+            write_ends,
+            switching,
+            app_uid,
+            app_gid,
+            mut warnings,
+        } = launch;
+        self.started = Instant::now();
+        let app = sys::spawn(&req).map_err(|f| spawn::failure_to_error(f, &self.cfg.command[0]))?;
+        drop(write_ends);
+        self.app = Some(app);
+        self.monitor = self
             .cfg
-            .identity
-            .as_ref()
-            .map(|i| (i.uid, i.gid))
-            .unwrap_or((uid, gid));
-        if switching && app_uid != 0 && !s.cfg.keep_root {
-            let id = s
+            .health
+            .clone()
+            .map(|h| Monitor::new(h, self.started));
+        // berth's own set-up that the app need not wait for, done while it
+        // runs (start-up time is a figure, docs/benchmarks.md). Failures
+        // here cost a feature, never the app: `berth status` is best effort.
+        let cgroup = cgroup::Cgroup::discover();
+        self.serve_status();
+        // From here on berth is the app's init: its own failures are
+        // warnings, never an exit (a PID 1 that leaves takes the container
+        // with it).
+        if switching && app_uid != 0 && !self.cfg.keep_root {
+            let groups = self
                 .cfg
                 .identity
                 .as_ref()
                 .map(|i| i.groups.clone())
                 .unwrap_or_default();
-            if let Err((step, e)) = sys::drop_own_privileges(app_uid, app_gid, &id) {
+            if let Err((step, e)) = sys::drop_own_privileges(app_uid, app_gid, &groups) {
                 warnings.push(format!(
                     "berth could not drop its own root ({step}: {})",
                     e.desc()
                 ));
             }
         }
-        let limits = s.cgroup.limits.clone();
-        s.events.start(
-            &mut s.out,
+        let limits = cgroup.limits.clone();
+        self.cgroup = Some(cgroup);
+        self.events.start(
+            &mut self.out,
             &StartInfo {
-                pid: own_pid.as_raw() as u32,
+                pid: self.own_pid.as_raw() as u32,
                 app_pid: app.as_raw() as u32,
                 uid: app_uid,
                 gid: app_gid,
-                command: &s.cfg.command,
+                command: &self.cfg.command,
                 memory_limit_bytes: limits.memory_limit_bytes,
                 cpu_limit: limits.cpu_limit,
-                init: s.cfg.init.name(),
+                init: self.cfg.init.name(),
             },
         );
         // As the engine's init, the engine chose the user (`docker run
         // --user`): a warning in every root container would be noise.
-        if app_uid == 0 && !s.cfg.init.is_engine() {
+        if app_uid == 0 && !self.cfg.init.is_engine() {
             warnings.push(
                 "the app runs as root (uid 0): give --user to run it as a non-root user".into(),
             );
@@ -347,68 +504,90 @@ impl Supervisor {
             warnings.push("no memory limit is set for this container (docker run --memory, or resources.limits.memory)".into());
         }
         for w in &warnings {
-            s.events.warn(&mut s.out, w);
+            self.events.warn(&mut self.out, w);
         }
-        Ok(s)
+        Ok(())
     }
 
-    /// The loop; returns berth's exit code once the app and every other
-    /// process are gone and every byte of output is written.
-    fn run(&mut self) -> u8 {
-        let mut ready = [EpollEvent::empty(); 16];
-        let mut sigs = Vec::with_capacity(16);
-        loop {
-            if self.app_end.is_some() && self.no_children {
-                break;
-            }
-            let timeout = match self.next_deadline() {
-                None => nix::poll::PollTimeout::NONE,
-                Some(d) => timeout_until(d),
-            };
-            let n = match self.epoll.wait(&mut ready, timeout) {
-                Ok(n) => n,
-                Err(Errno::EINTR) => 0,
-                Err(e) => {
-                    // Cannot happen with valid arguments; do not spin.
-                    self.events
-                        .warn(&mut self.out, &format!("epoll_wait failed: {}", e.desc()));
-                    std::thread::sleep(Duration::from_millis(10));
-                    0
-                }
-            };
-            let mut reap_now = false;
-            let mut other_event = false;
-            for ev in &ready[..n] {
-                other_event |= !matches!(ev.data(), TOKEN_STATUS | TOKEN_HTTP_LISTENER);
-                match ev.data() {
-                    TOKEN_SIGNALS => {
-                        sigs.clear();
-                        self.signals.read_batch(&mut sigs);
-                        for s in &sigs {
-                            reap_now |= self.on_signal(s.signo, s.sender_pid);
-                        }
-                    }
-                    TOKEN_STDOUT_PIPE | TOKEN_STDERR_PIPE => self.read_pipe(ev.data()),
-                    TOKEN_OUT => {} // flushed below
-                    TOKEN_STATUS => self.answer_status(),
-                    TOKEN_HTTP_LISTENER => self.accept_http(),
-                    t if t >= TOKEN_HTTP_CLIENTS => {
-                        let fd = RawFd::try_from(t - TOKEN_HTTP_CLIENTS).unwrap_or(-1);
-                        self.read_http(fd);
-                    }
-                    _ => {}
-                }
-            }
-            if other_event {
-                self.resume_listeners();
-            }
-            if reap_now {
-                self.reap();
-            }
-            self.on_deadlines();
-            self.pump_output();
+    /// `berth status`'s socket, bound once (best effort: see `spawn`).
+    fn serve_status(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        self.status = StatusServer::bind(self.own_pid).ok().filter(|s| {
+            self.epoll
+                .add(
+                    sys::borrow_fd(s.fd()),
+                    EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_STATUS),
+                )
+                .is_ok()
+        });
+    }
+
+    /// The supervise phase: the loop until the app and every other process
+    /// are gone, then the stop phase's last step (`finish`): every byte of
+    /// output written, the `exit` event last. Returns berth's exit code.
+    fn supervise(&mut self) -> u8 {
+        while !(self.app_end.is_some() && self.no_children) {
+            self.turn();
         }
         self.finish()
+    }
+
+    /// One turn of the one loop, whatever the phase: sleep until an event or
+    /// the nearest deadline, then handle what came.
+    fn turn(&mut self) {
+        let mut ready = [EpollEvent::empty(); 16];
+        let timeout = match self.next_deadline() {
+            None => nix::poll::PollTimeout::NONE,
+            Some(d) => timeout_until(d),
+        };
+        let n = match self.epoll.wait(&mut ready, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => 0,
+            Err(e) => {
+                // Cannot happen with valid arguments; do not spin.
+                self.events
+                    .warn(&mut self.out, &format!("epoll_wait failed: {}", e.desc()));
+                std::thread::sleep(Duration::from_millis(10));
+                0
+            }
+        };
+        let mut reap_now = false;
+        let mut other_event = false;
+        for ev in &ready[..n] {
+            other_event |= !matches!(ev.data(), TOKEN_STATUS | TOKEN_HTTP_LISTENER);
+            match ev.data() {
+                TOKEN_SIGNALS => {
+                    // The batch's buffer is kept across turns (no
+                    // allocation on the signal path: its latency is a figure).
+                    let mut sigs = std::mem::take(&mut self.sig_batch);
+                    sigs.clear();
+                    self.signals.read_batch(&mut sigs);
+                    for s in &sigs {
+                        reap_now |= self.on_signal(s.signo, s.sender_pid);
+                    }
+                    self.sig_batch = sigs;
+                }
+                TOKEN_STDOUT_PIPE | TOKEN_STDERR_PIPE => self.read_pipe(ev.data()),
+                TOKEN_OUT => {} // flushed below
+                TOKEN_STATUS => self.answer_status(),
+                TOKEN_HTTP_LISTENER => self.accept_http(),
+                t if t >= TOKEN_HTTP_CLIENTS => {
+                    let fd = RawFd::try_from(t - TOKEN_HTTP_CLIENTS).unwrap_or(-1);
+                    self.read_http(fd);
+                }
+                _ => {}
+            }
+        }
+        if other_event {
+            self.resume_listeners();
+        }
+        if reap_now {
+            self.reap();
+        }
+        self.on_deadlines();
+        self.pump_output();
     }
 
     /// The nearest pending deadline; None while nothing waits (berth sleeps).
@@ -418,6 +597,7 @@ impl Supervisor {
             self.shutdown.deadline(),
             self.scans.deadline(),
             self.monitor.as_ref().and_then(|m| m.deadline()),
+            self.waiter.as_ref().and_then(|w| w.deadline()),
             self.http.as_ref().and_then(|h| h.deadline()),
             self.flood.deadline(),
         ]
@@ -436,6 +616,17 @@ impl Supervisor {
                 return true;
             }
             Class::OwnPipe => {}
+            // Before the app: SIGTERM or SIGINT ends the wait at once (the
+            // wait phase sees it); anything else has nobody to go to.
+            Class::Terminate | Class::Interrupt if self.app.is_none() => {
+                self.wait_stopped_by.get_or_insert(sig);
+                self.events
+                    .signal(&mut self.out, sig, None, ", before the app started");
+            }
+            Class::Forward if self.app.is_none() => {
+                self.events
+                    .signal(&mut self.out, sig, None, ", before the app started");
+            }
             Class::Terminate => {
                 let acts = self.shutdown.on(Input::Terminate, now);
                 let forwarded = shutdown::actions(acts).any(|a| a == Action::SendStopSignal);
@@ -469,8 +660,8 @@ impl Supervisor {
                 // The kernel often wakes the app on berth's own CPU, where
                 // it would wait until berth sleeps again: yield it the CPU
                 // first (returns at once when nothing else is runnable).
-                if let (Some(to), None) = (to, self.app_end) {
-                    reap::signal_app(self.app, to, self.cfg.whole_group);
+                if let Some(to) = to {
+                    self.signal_app(to, self.cfg.whole_group);
                     sys::yield_cpu();
                 }
                 self.events.signal(&mut self.out, sig, to, "");
@@ -483,14 +674,11 @@ impl Supervisor {
         for a in shutdown::actions(acts) {
             match a {
                 Action::SendStopSignal => {
-                    if self.app_end.is_none() {
-                        reap::signal_app(self.app, self.cfg.stop_signal, self.cfg.whole_group);
-                    }
+                    self.signal_app(self.cfg.stop_signal, self.cfg.whole_group)
                 }
                 Action::ForwardReceived => {
-                    if let (Some(to), None) = (self.cfg.signal_map.map(libc::SIGINT), self.app_end)
-                    {
-                        reap::signal_app(self.app, to, self.cfg.whole_group);
+                    if let Some(to) = self.cfg.signal_map.map(libc::SIGINT) {
+                        self.signal_app(to, self.cfg.whole_group);
                     }
                 }
                 Action::TermLeftovers => {
@@ -499,12 +687,17 @@ impl Supervisor {
                     }
                 }
                 Action::KillAll => {
-                    if self.app_end.is_none() {
-                        reap::signal_app(self.app, libc::SIGKILL, true);
-                    }
+                    self.signal_app(libc::SIGKILL, true);
                     reap::signal_everyone(libc::SIGKILL, self.own_pid);
                 }
             }
+        }
+    }
+
+    /// A signal for the app (its group, unless `--no-group`), while it runs.
+    fn signal_app(&self, sig: i32, whole_group: bool) {
+        if let (Some(app), None) = (self.app, self.app_end) {
+            reap::signal_app(app, sig, whole_group);
         }
     }
 
@@ -512,12 +705,16 @@ impl Supervisor {
         let app = self.app;
         let mut app_end = None;
         let mut probe_results = Vec::new();
+        let mut wait_results = Vec::new();
         let probe_pid = self.monitor.as_ref().and_then(|m| m.probe_pid());
+        let waiter = self.waiter.as_ref();
         let mut on_child = |r: reap::Reaped| {
-            if r.pid == app {
+            if Some(r.pid) == app {
                 app_end = Some(r.end);
             } else if Some(r.pid) == probe_pid {
                 probe_results.push(r.end);
+            } else if waiter.is_some_and(|w| w.owns(r.pid)) {
+                wait_results.push((r.pid, r.end));
             }
         };
         for pid in self.sigchld_from.drain(..) {
@@ -531,12 +728,54 @@ impl Supervisor {
         for end in probe_results {
             self.on_probe_end(end);
         }
+        for (pid, end) in wait_results {
+            self.on_wait_probe_end(pid, end);
+        }
         if let Some(end) = app_end {
             self.app_end = Some(end);
             // Leftovers only matter while berth still has children.
             if !self.no_children {
                 let acts = self.shutdown.on(Input::AppExited, Instant::now());
                 self.apply(acts);
+            }
+        }
+    }
+
+    /// A dependency's probe ended (wait phase).
+    fn on_wait_probe_end(&mut self, pid: Pid, end: AppEnd) {
+        let now = Instant::now();
+        let Some(news) = self
+            .waiter
+            .as_mut()
+            .and_then(|w| w.on_probe_exit(pid, end, now))
+        else {
+            return;
+        };
+        self.log_wait_news(news, now);
+    }
+
+    fn log_wait_news(&mut self, news: News, now: Instant) {
+        let waited_s = self
+            .waiter
+            .as_ref()
+            .map(|w| w.elapsed(now).as_secs_f64())
+            .unwrap_or_default();
+        let mut say = |target: &str, state: &str, reason: Option<&str>| {
+            let info = WaitInfo {
+                target,
+                state,
+                reason,
+                waited_s,
+            };
+            self.events.wait(&mut self.out, &info);
+        };
+        match news {
+            News::Healthy { target, .. } => say(&target, "healthy", None),
+            News::Failing { target, reason } => say(&target, "failing", Some(&reason)),
+            News::StillWaiting { failing } => {
+                for (target, reason) in &failing {
+                    say(target, "waiting", Some(reason));
+                }
             }
         }
     }
@@ -565,6 +804,16 @@ impl Supervisor {
                 m.on_time(now);
             }
         }
+        if self.wait_stopped_by.is_none() {
+            let news = self
+                .waiter
+                .as_mut()
+                .map(|w| w.on_time(now))
+                .unwrap_or_default();
+            for n in news {
+                self.log_wait_news(n, now);
+            }
+        }
     }
 
     fn on_probe_end(&mut self, end: AppEnd) {
@@ -587,7 +836,7 @@ impl Supervisor {
         Snapshot {
             pid: self.own_pid.as_raw() as u32,
             init: self.cfg.init.name(),
-            app_pid: self.app.as_raw() as u32,
+            app_pid: self.app.map(|p| p.as_raw() as u32),
             app_uid: self
                 .cfg
                 .identity
@@ -606,7 +855,8 @@ impl Supervisor {
                 .map(|m| m.passed_once())
                 .unwrap_or(true),
             draining: self.shutdown.stopping(),
-            running: self.app_end.is_none(),
+            running: self.app.is_some() && self.app_end.is_none(),
+            waiting: self.waiter.is_some(),
         }
     }
 
@@ -807,7 +1057,10 @@ impl Supervisor {
             AppEnd::Signaled(s) => (Some(s), "signaled"),
             AppEnd::Exited(_) => (None, "exited"),
         };
-        let oom_kill = self.cgroup.oom_killed_since_start();
+        let oom_kill = self
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.oom_killed_since_start());
         self.events.exit(
             &mut self.out,
             &ExitInfo {

@@ -108,50 +108,15 @@ fn fail(e: &Error) -> u8 {
 
 /// `berth probe`: 0 healthy, 1 unhealthy, 2 usage error.
 fn run_probe(p: &cli::ProbeArgs) -> u8 {
-    use health::probe::{probe, validate_header, ProbeOptions};
-    let usage = |m: String| fail(&Error::usage(m));
-    let target = match health::target::parse_target(&p.target) {
-        Ok(t) => t,
-        Err(e) => return usage(format!("probe: {e}")),
+    let probe = match config::build_probe(p) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
     };
-    let timeout = match &p.timeout {
-        None => Duration::from_secs(3),
-        Some(t) => match parse::duration(t) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => return usage("probe: --timeout must be more than 0".into()),
-            Err(e) => return usage(format!("probe: --timeout {e}")),
-        },
+    let verdict = match probe.wait {
+        None => health::probe::probe(&probe.target, &probe.options),
+        Some(wait) => health::wait::probe_until_healthy(&probe.target, &probe.options, wait),
     };
-    let grpc = matches!(target, health::target::Target::Grpc { .. });
-    for h in &p.header {
-        let checked = validate_header(h).and_then(|()| {
-            if grpc {
-                health::grpc::validate_metadata(h)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = checked {
-            return usage(format!("probe: --header {e}"));
-        }
-    }
-    let mut expect_status = Vec::new();
-    for s in &p.expect_status {
-        match s.trim().parse::<u16>() {
-            Ok(c) if (100..=599).contains(&c) => expect_status.push(c),
-            _ => {
-                return usage(format!(
-                    "probe: --expect-status \"{s}\": expected an HTTP status code from 100 to 599"
-                ))
-            }
-        }
-    }
-    let opts = ProbeOptions {
-        timeout,
-        headers: p.header.clone(),
-        expect_status,
-    };
-    match probe(&target, &opts) {
+    match verdict {
         Ok(()) => 0,
         Err(reason) => {
             eprintln!("berth: probe {}: {reason}", p.target);

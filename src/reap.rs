@@ -67,6 +67,13 @@ pub fn reap_pid(pid: i32, on_child: impl FnMut(Reaped)) {
     }
 }
 
+/// Waits for `pid`, a child berth has just SIGKILLed (an abandoned probe),
+/// so it does not outlive berth as a zombie; blocks only as long as the
+/// kernel takes to end it.
+pub fn reap_killed(pid: Pid) {
+    while let Err(Errno::EINTR) = waitpid(pid, None) {}
+}
+
 /// A scan this slow means thousands of live children: it gets paced.
 const SLOW_SCAN: Duration = Duration::from_micros(100);
 /// The longest a paced scan waits, so a zombie whose SIGCHLD was merged

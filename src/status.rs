@@ -23,7 +23,8 @@ pub struct Snapshot {
     pub pid: u32,
     /// How berth was started (persona.rs): `docker`, `podman`, `entrypoint`.
     pub init: &'static str,
-    pub app_pid: u32,
+    /// None while berth waits for dependencies (no app yet).
+    pub app_pid: Option<u32>,
     pub app_uid: u32,
     pub uptime_s: f64,
     /// `none`, `starting`, `healthy`, `unhealthy`.
@@ -33,6 +34,8 @@ pub struct Snapshot {
     /// Draining or stopping: no longer ready.
     pub draining: bool,
     pub running: bool,
+    /// Waiting for `--wait-for` dependencies: alive, not ready.
+    pub waiting: bool,
 }
 
 impl Snapshot {
@@ -42,13 +45,14 @@ impl Snapshot {
         Snapshot {
             pid: 1,
             init: "entrypoint",
-            app_pid: 7,
+            app_pid: Some(7),
             app_uid: 1000,
             uptime_s: 12.5,
             health: "healthy",
             passed_once: true,
             draining: false,
             running: true,
+            waiting: false,
         }
     }
 
@@ -56,13 +60,37 @@ impl Snapshot {
         self.running && !self.draining && self.health != "unhealthy" && self.health != "starting"
     }
 
+    /// Alive (`/livez`): the app runs, or berth still waits to start it;
+    /// and not unhealthy.
+    pub fn live(&self) -> bool {
+        (self.running || self.waiting) && self.health != "unhealthy"
+    }
+
+    /// `waiting` (for dependencies), `running`, `stopping` or `exited`.
+    pub fn state(&self) -> &'static str {
+        if self.waiting {
+            "waiting"
+        } else if !self.running {
+            "exited"
+        } else if self.draining {
+            "stopping"
+        } else {
+            "running"
+        }
+    }
+
     /// The one JSON line `berth status` prints.
     pub fn to_json(&self) -> String {
+        let app_pid = match self.app_pid {
+            Some(p) => p.to_string(),
+            None => "null".to_string(),
+        };
         format!(
-            "{{\"pid\":{},\"init\":\"{}\",\"app_pid\":{},\"uptime_s\":{:.3},\"health\":\"{}\",\"ready\":{},\"draining\":{}}}\n",
+            "{{\"pid\":{},\"init\":\"{}\",\"state\":\"{}\",\"app_pid\":{},\"uptime_s\":{:.3},\"health\":\"{}\",\"ready\":{},\"draining\":{}}}\n",
             self.pid,
             self.init,
-            self.app_pid,
+            self.state(),
+            app_pid,
             self.uptime_s,
             self.health,
             self.ready(),

@@ -44,7 +44,7 @@ pub fn route(method: &str, target: &str, snap: &Snapshot) -> (u16, &'static str,
     // Query strings do not change the answer (`/readyz?verbose`).
     let path = target.split('?').next().unwrap_or_default();
     let ok = match path {
-        "/livez" => snap.running && snap.health != "unhealthy",
+        "/livez" => snap.live(),
         "/readyz" => snap.ready(),
         _ => return (404, "Not Found", String::new()),
     };

@@ -9,6 +9,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod child;
 pub mod grpc;
 pub mod h2;
 pub mod hpack;
@@ -17,3 +18,4 @@ pub mod monitor;
 pub mod probe;
 pub mod resolve;
 pub mod target;
+pub mod wait;

@@ -2,27 +2,21 @@
 //! with Docker's HEALTHCHECK semantics (interval, timeout, retries, start
 //! period, start interval).
 //!
-//! Each probe runs in a forked child that executes the same code as
-//! `berth probe` and exits 0/1, writing its one-line reason to a pipe. Why a
-//! child rather than non-blocking sockets in the loop: the probe code stays
-//! one simple blocking function shared with `berth probe`, and a probe can
-//! never stall signal handling or log forwarding, whatever the server does
-//! (the loop only sees the child's exit at SIGCHLD, and kills it at its
-//! deadline). A fork every interval (10 s by default) costs nothing that
+//! Each probe runs in a forked child (health/child.rs). Why a child rather
+//! than non-blocking sockets in the loop: the probe code stays one simple
+//! blocking function shared with `berth probe` (a DNS lookup included), and
+//! a probe can never stall signal handling or log forwarding, whatever the
+//! server does. A fork every interval (10 s by default) costs nothing that
 //! matters.
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
 use crate::config::HealthConfig;
 use crate::error::AppEnd;
-use crate::health::probe::{probe, ProbeOptions};
-use crate::sys;
-
-/// Past the probe's own timeout, how long before berth kills the probe child.
-const KILL_MARGIN: Duration = Duration::from_secs(1);
+use crate::health::child::ProbeChild;
+use crate::health::probe::ProbeOptions;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -48,12 +42,6 @@ pub enum Verdict {
     Changed { state: &'static str, detail: String },
 }
 
-struct Running {
-    pid: Pid,
-    kill_at: Instant,
-    reason: Option<OwnedFd>,
-}
-
 pub struct Monitor {
     cfg: HealthConfig,
     started: Instant,
@@ -61,7 +49,7 @@ pub struct Monitor {
     failures: u32,
     passed_once: bool,
     next_probe: Instant,
-    running: Option<Running>,
+    running: Option<ProbeChild>,
 }
 
 impl Monitor {
@@ -94,7 +82,7 @@ impl Monitor {
     /// deadline, else the next probe.
     pub fn deadline(&self) -> Option<Instant> {
         match &self.running {
-            Some(r) => Some(r.kill_at),
+            Some(r) => Some(r.kill_at()),
             None => Some(self.next_probe),
         }
     }
@@ -106,43 +94,21 @@ impl Monitor {
     /// Starts a probe when one is due; kills one that overran.
     pub fn on_time(&mut self, now: Instant) {
         if let Some(r) = &self.running {
-            if now >= r.kill_at {
-                let _ = sys::kill_raw(r.pid.as_raw(), libc::SIGKILL);
-            }
+            r.kill_if_overdue(now);
             return;
         }
         if now < self.next_probe {
             return;
         }
-        let target = self.cfg.target.clone();
         let opts = ProbeOptions {
             timeout: self.cfg.timeout,
             headers: Vec::new(),
             expect_status: Vec::new(),
         };
-        let pipe = sys::pipe_above(3).ok();
-        let write_fd = pipe.as_ref().map(|(_, w)| w.as_raw_fd());
-        let spawned = sys::fork_job(move || match probe(&target, &opts) {
-            Ok(()) => 0,
-            Err(reason) => {
-                if let Some(fd) = write_fd {
-                    let _ = sys::write(fd, reason.as_bytes());
-                }
-                1
-            }
-        });
-        match spawned {
-            Ok(pid) => {
-                self.running = Some(Running {
-                    pid,
-                    kill_at: now + self.cfg.timeout + KILL_MARGIN,
-                    reason: pipe.map(|(r, _w)| r),
-                });
-            }
-            Err(_) => {
-                // Could not fork (nproc limit?): count it as a failed probe later.
-                self.next_probe = now + self.cfg.interval;
-            }
+        match ProbeChild::start(&self.cfg.target, opts, now) {
+            Ok(child) => self.running = Some(child),
+            // Could not fork (nproc limit?): count it as a failed probe later.
+            Err(_) => self.next_probe = now + self.cfg.interval,
         }
     }
 
@@ -151,22 +117,10 @@ impl Monitor {
         let Some(r) = self.running.take() else {
             return Verdict::Unchanged;
         };
-        let mut reason = String::new();
-        if let Some(fd) = &r.reason {
-            let mut buf = [0u8; 512];
-            if let Ok(n) = sys::read(fd.as_raw_fd(), &mut buf) {
-                reason = String::from_utf8_lossy(&buf[..n]).into_owned();
-            }
+        match r.outcome(end) {
+            Ok(()) => self.record(true, String::new(), now),
+            Err(reason) => self.record(false, reason, now),
         }
-        let healthy = end == AppEnd::Exited(0);
-        if !healthy && reason.is_empty() {
-            reason = match end {
-                AppEnd::Signaled(9) => format!("timeout after {:?}", self.cfg.timeout),
-                AppEnd::Signaled(s) => format!("probe killed by signal {s}"),
-                AppEnd::Exited(c) => format!("probe exited {c}"),
-            };
-        }
-        self.record(healthy, reason, now)
     }
 
     /// Docker's rules: a success makes the app healthy (and ends the start

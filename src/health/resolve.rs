@@ -9,6 +9,7 @@
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::io::describe_io;
@@ -116,19 +117,37 @@ pub fn resolve(
 /// deadline is left to finish on its own: every caller is a short-lived
 /// probe process (`berth probe`, or a probe child of berth), never PID 1.
 fn lookup_dns(name: &str, within: Duration, resolv_conf: &Path) -> Result<Vec<IpAddr>, String> {
-    let (tx, rx) = std::sync::mpsc::channel();
+    // A slot the lookup fills and a condvar to wait on it with a timeout
+    // (std's mpsc channel would do the same at 15 KiB more).
+    let slot: Arc<(Mutex<Option<Looked>>, Condvar)> = Arc::default();
+    let filled = Arc::clone(&slot);
     let owned = name.to_string();
-    let spawned = std::thread::Builder::new()
-        .name("dns".into())
-        .stack_size(DNS_THREAD_STACK)
-        .spawn(move || {
-            let _ = tx.send(sys::getaddrinfo(&owned));
-        });
+    let spawned = sys::run_detached(
+        DNS_THREAD_STACK,
+        Box::new(move || {
+            let answer = sys::getaddrinfo(&owned);
+            let (lock, ready) = &*filled;
+            if let Ok(mut s) = lock.lock() {
+                *s = Some(answer);
+                ready.notify_one();
+            }
+        }),
+    );
     if let Err(e) = spawned {
-        return Err(format!("name {name:?} not resolved: {}", describe_io(&e)));
+        return Err(format!(
+            "name {name:?} not resolved: no thread for the lookup: {}",
+            e.desc()
+        ));
     }
+    let answer = {
+        let (lock, ready) = &*slot;
+        lock.lock()
+            .ok()
+            .and_then(|s| ready.wait_timeout_while(s, within, |s| s.is_none()).ok())
+            .and_then(|(mut s, _)| s.take())
+    };
     let servers = || nameservers(&std::fs::read_to_string(resolv_conf).unwrap_or_default());
-    match rx.recv_timeout(within) {
+    match answer.ok_or(()) {
         Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
         Ok(Ok(_)) | Ok(Err(LookupFailure::NoData)) => Err(format!(
             "name {name:?} has no address (DNS: no A or AAAA record)"
@@ -153,6 +172,9 @@ fn lookup_dns(name: &str, within: Duration, resolv_conf: &Path) -> Result<Vec<Ip
         )),
     }
 }
+
+/// What the lookup thread hands back.
+type Looked = Result<Vec<IpAddr>, LookupFailure>;
 
 /// musl's resolver needs a few KiB of stack (answer buffers of 768 bytes
 /// and up per query); 64 KiB is ample and costs no more than it touches.

@@ -31,6 +31,18 @@ pub struct ExitInfo<'a> {
     pub oom_kill: bool,
 }
 
+/// One `wait` event: a dependency's news while berth waits for it (SPEC
+/// step 4), or the end of the wait.
+pub struct WaitInfo<'a> {
+    /// The target as typed; empty for the whole wait (stopped by a signal).
+    pub target: &'a str,
+    /// `healthy`, `failing`, `waiting` (still failing, every 5 s),
+    /// `timeout` (given up) or `stopped` (a signal ended the wait).
+    pub state: &'a str,
+    pub reason: Option<&'a str>,
+    pub waited_s: f64,
+}
+
 pub struct Events {
     mode: LogMode,
     enc: Encoder,
@@ -134,6 +146,43 @@ impl Events {
                     .str("state", state)
                     .str("detail", detail)
                     .finish()
+            }
+        }
+    }
+
+    pub fn wait(&self, out: &mut Out, w: &WaitInfo) {
+        match self.mode {
+            LogMode::Plain => {
+                let why = w.reason.unwrap_or_default();
+                let (t, s) = (w.target, w.waited_s);
+                plain(&match w.state {
+                    "healthy" => format!("wait: {t} is healthy after {s:.3}s"),
+                    "failing" => format!("wait: {t}: {why}"),
+                    "waiting" => format!("wait: still waiting for {t} after {s:.1}s: {why}"),
+                    "timeout" => format!("wait: gave up on {t} after {s:.1}s: {why}"),
+                    _ => format!("wait: {why} after {s:.3}s; the app was not started"),
+                });
+            }
+            LogMode::Json => {
+                let level = match w.state {
+                    "healthy" | "failing" => "info",
+                    "timeout" => "error",
+                    _ => "warn",
+                };
+                let b = self
+                    .enc
+                    .event(&mut out.buf, &Timestamp::now(), level, "wait")
+                    .str("state", w.state);
+                let b = if w.target.is_empty() {
+                    b
+                } else {
+                    b.str("target", w.target)
+                };
+                let b = match w.reason {
+                    Some(r) => b.str("reason", r),
+                    None => b,
+                };
+                b.f64_fixed("waited_s", w.waited_s, 3).finish();
             }
         }
     }
