@@ -80,6 +80,12 @@ pub fn set_cloexec_from(first: RawFd) {
     if rc == 0 {
         return;
     }
+    set_cloexec_from_by_listing(first);
+}
+
+/// set_cloexec_from's fallback where close_range(2) is missing (kernels
+/// before 5.11, emulators): every open fd listed in /proc/self/fd.
+fn set_cloexec_from_by_listing(first: RawFd) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -860,6 +866,28 @@ pub fn yield_cpu() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cloexec(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD reads a flag of an fd this test owns.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0 }
+    }
+
+    /// The path taken where close_range(2) fails (issue 22 asked whether
+    /// an emulator takes it): every fd from `first` up ends close-on-exec,
+    /// those below keep their flag. Fds far apart, as a leaked one may be.
+    #[test]
+    fn the_fallback_marks_every_fd_from_first_up_close_on_exec() {
+        let (r, w) = nix::unistd::pipe().unwrap(); // without O_CLOEXEC
+        let high = move_above(w, 900).unwrap();
+        clear_cloexec(r.as_raw_fd());
+        clear_cloexec(high.as_raw_fd());
+        assert!(!cloexec(r.as_raw_fd()) && !cloexec(high.as_raw_fd()));
+        set_cloexec_from_by_listing(r.as_raw_fd() + 1);
+        assert!(!cloexec(r.as_raw_fd()), "below `first`: untouched");
+        assert!(cloexec(high.as_raw_fd()), "above `first`: close-on-exec");
+        set_cloexec_from_by_listing(r.as_raw_fd());
+        assert!(cloexec(r.as_raw_fd()));
+    }
 
     #[test]
     fn json_plain_ascii_scan_matches_the_bytewise_rule_for_every_byte_at_every_place() {

@@ -32,14 +32,14 @@ fn require_grpcio() {
 }
 
 /// grpc_health_server.py on a free port, outside berth.
-struct GrpcServer {
+pub(crate) struct GrpcServer {
     /// Held for its Drop: the server is killed with this.
     _process: Guarded,
     port: u16,
 }
 
 impl GrpcServer {
-    fn start(args: &[&str]) -> GrpcServer {
+    pub(crate) fn start(args: &[&str]) -> GrpcServer {
         require_grpcio();
         let mut c = Command::new("python3")
             .arg(server_script())

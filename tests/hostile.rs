@@ -416,3 +416,49 @@ fn berth_with_a_low_fd_limit_runs_and_does_not_spin_when_out_of_fds() {
     let d = r.wait();
     assert_eq!(d.code, 0);
 }
+
+/// A hostile DNS server (SPEC: names go through DNS; docs/security.md says
+/// what one can do to berth): whatever it sends, `berth probe` ends within
+/// its --timeout, exit 0 or 1, with at most one line, never a crash; a
+/// lookup never runs on PID 1's loop, so the supervised probes and
+/// --wait-for have the same bound (their probe child is killed past it).
+#[test]
+fn hostile_dns_answers_end_within_the_probe_timeout_with_one_line() {
+    use crate::dns::{listening, probe_with_resolv_conf, HostileDns, Hostility};
+    let (_db, port) = listening("127.0.0.1");
+    let target = format!("tcp://db.test:{port}");
+    for how in [
+        Hostility::WrongId,
+        Hostility::Truncated,
+        Hostility::TruncationBit,
+        Hostility::CompressionLoop,
+        Hostility::Oversized,
+        Hostility::AnswerFlood,
+    ] {
+        let dns = HostileDns::start(how);
+        let conf = format!("nameserver {}\noptions timeout:1 attempts:1\n", dns.addr);
+        let d = probe_with_resolv_conf(&conf, &["--timeout", "2s", &target]);
+        println!(
+            "{how:?}: exit {} in {:?}: {:?}",
+            d.code, d.elapsed, d.stderr
+        );
+        assert!(
+            d.elapsed < Duration::from_millis(3500),
+            "{how:?}: took {:?}",
+            d.elapsed
+        );
+        match how {
+            // Good records, however many and however often (musl reads
+            // what fits its buffer): healthy.
+            Hostility::AnswerFlood | Hostility::Oversized => {
+                assert_eq!(d.code, 0, "{how:?}: {:?}", d.stderr)
+            }
+            _ => {
+                assert_eq!(d.code, 1, "{how:?}: {:?}", d.stderr);
+                assert_eq!(d.stderr.len(), 1, "{how:?}: {:?}", d.stderr);
+                let prefix = format!("berth: probe {target}: name \"db.test\" ");
+                assert!(d.stderr[0].starts_with(&prefix), "{how:?}: {:?}", d.stderr);
+            }
+        }
+    }
+}

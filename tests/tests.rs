@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod dns;
 mod docker;
 mod drill;
 mod engines;
@@ -21,3 +22,4 @@ mod security;
 mod shutdown;
 mod signals;
 mod user;
+mod wait;

@@ -34,6 +34,12 @@ test_env_install() {
   if ! need podman || ! need runc; then
     apt_install podman runc || true
   fi
+  # Names through DNS (tests/dns.rs, tests/wait.rs): a real DNS server,
+  # dnsmasq, on a loopback address of each test's own; wait-for-it is the
+  # anchor bench/run measures --wait-for against.
+  if ! need dnsmasq || ! need wait-for-it; then
+    apt_install dnsmasq-base wait-for-it
+  fi
   # examples/kubernetes.yaml is parsed by python3's PyYAML (Debian's
   # python3-yaml); serde_yaml is not a dependency.
   if ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1; then
