@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! httpd [--port N] [--addr IP] [--on-term stop|finish] [--delay-ms N] [--file-health PATH]
+//!       [--listen-after-ms N]
 //! ```
 //!
+//! - `--listen-after-ms`: sleeps that long before it binds (a database
+//!   that starts listening late, for `--wait-for` tests);
 //! - prints `listening on ADDR:PORT` (the real port, also with `--port 0`) once bound;
 //! - `GET /healthz` → 200 `ok`, or 503 `unhealthy` after `/healthz/fail` or
 //!   while the `--file-health` file exists; `GET`/`POST /healthz/fail` and
@@ -27,7 +30,7 @@ use std::{env, process, thread};
 
 const USAGE: &str =
     "usage: httpd [--port N (default 8080; 0 = any)] [--addr IP (default 127.0.0.1)] \
-[--on-term stop|finish] [--delay-ms N] [--file-health PATH]";
+[--on-term stop|finish] [--delay-ms N] [--file-health PATH] [--listen-after-ms N]";
 
 /// How often idle loops look at the SIGTERM flag.
 const POLL: Duration = Duration::from_millis(20);
@@ -49,6 +52,7 @@ struct Config {
     finish: bool,
     delay: Duration,
     file_health: Option<PathBuf>,
+    listen_after: Duration,
 }
 
 struct State {
@@ -111,6 +115,7 @@ fn main() {
             on_sigterm as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t,
         );
     }
+    thread::sleep(config.listen_after);
     let listener = TcpListener::bind((config.addr, config.port))
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .unwrap_or_else(|e| {
@@ -172,6 +177,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
         finish: false,
         delay: Duration::ZERO,
         file_health: None,
+        listen_after: Duration::ZERO,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -194,6 +200,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
                 config.delay = Duration::from_millis(ms);
             }
             "--file-health" => config.file_health = Some(PathBuf::from(value()?)),
+            "--listen-after-ms" => {
+                let ms = value()?.parse().map_err(|_| "bad --listen-after-ms")?;
+                config.listen_after = Duration::from_millis(ms);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 process::exit(0)

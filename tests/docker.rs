@@ -1278,3 +1278,106 @@ fn compose_example_up_healthy_down_gracefully() {
         &format!("both exit 0 in {:.2} s", took.as_secs_f64()),
     );
 }
+
+// ---------------------------------------------------------------------------
+// --wait-for under the engine
+
+/// The compose start order done by berth (SPEC step 4): the app's
+/// container waits for `db`, a name only Docker's embedded DNS
+/// (127.0.0.11) knows, and only once the db container exists; the db
+/// starts listening late; the app starts after it. A second container
+/// that waits for a dependency that never comes is stopped by `docker
+/// stop` at once, 143, its app never started.
+#[test]
+fn wait_for_a_service_name_through_dockers_dns_then_docker_stop_during_a_wait() {
+    let s = Scope::new("waitfor");
+    let image = s.image("waitfor", "");
+    let net = s.name("net");
+    docker_ok(&[
+        "network",
+        "create",
+        "--label",
+        &format!("berth-test={}", s.prefix),
+        &net,
+    ]);
+    let app = s.run(
+        "app",
+        Init::Berth,
+        &["--network", &net],
+        &image,
+        &[
+            "--log-format=json",
+            "--wait-for=tcp://db:8080",
+            "--wait-timeout=90s",
+        ],
+        &["/httpd", "--addr", "0.0.0.0", "--port", "9090"],
+    );
+    let logs = follow_logs(&app);
+    // Until the db container exists, Docker's DNS has no such name.
+    logs.wait_for(&[
+        "\"event\":\"wait\"",
+        "\"state\":\"failing\"",
+        "tcp://db:8080",
+    ]);
+    let db = s.run(
+        "db",
+        Init::Berth,
+        &["--network", &net, "--network-alias", "db"],
+        &image,
+        &["--log-format=json"],
+        &[
+            "/httpd",
+            "--addr",
+            "0.0.0.0",
+            "--port",
+            "8080",
+            "--listen-after-ms",
+            "1500",
+        ],
+    );
+    let healthy = logs.wait_for(&["\"event\":\"wait\"", "\"state\":\"healthy\""]);
+    let started = logs.wait_for(&["\"event\":\"start\""]);
+    let listening = logs.wait_for(&["listening on"]);
+    let t = |l: &str| {
+        serde_json::from_str::<Value>(l).unwrap()["ts"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(t(&healthy) <= t(&started) && t(&started) <= t(&listening));
+    let db_logs = all_json(&docker_lines(&["logs", &db]));
+    let db_listening = db_logs
+        .iter()
+        .find(|v| {
+            v["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("listening on"))
+        })
+        .expect("the db listened");
+    assert!(db_listening["ts"].as_str().unwrap() <= t(&healthy).as_str());
+
+    let waiting = s.run(
+        "waiting",
+        Init::Berth,
+        &["--network", &net],
+        &image,
+        &["--log-format=json", "--wait-for=tcp://nothere:5432"],
+        &["/httpd", "--port", "9091"],
+    );
+    follow_logs(&waiting).wait_for(&["\"event\":\"wait\"", "\"state\":\"failing\""]);
+    let took = timed_stop(&waiting, 10);
+    assert_eq!(exit_code(&waiting), 143);
+    assert!(took < Duration::from_secs(3), "docker stop took {took:?}");
+    let lines = all_json(&docker_lines(&["logs", &waiting]));
+    assert!(!lines.iter().any(|v| v["event"] == "start"), "{lines:#?}");
+    report(
+        "wait-for through Docker's DNS",
+        Init::Berth,
+        &format!("docker stop during the wait: {took:?}, 143"),
+    );
+}
+
+/// Every stdout line of a finished docker command.
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    docker_ok(args).lines().map(str::to_string).collect()
+}
