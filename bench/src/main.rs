@@ -15,6 +15,7 @@
 mod check;
 mod clock;
 mod cpu;
+mod wait;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -191,7 +192,7 @@ fn run(o: &Opts) -> Res<()> {
     let mut r = Report::default();
     let all = inits(o);
     type Figure = fn(&Opts, &[Init], &mut Report) -> Res<()>;
-    let figures: [(&str, &str, Figure); 9] = [
+    let figures: [(&str, &str, Figure); 12] = [
         ("size", "binary size", sizes),
         ("start", "start overhead", start_overhead),
         ("idle", "idle memory and context switches", idle),
@@ -201,6 +202,13 @@ fn run(o: &Opts) -> Res<()> {
         ("zombies", "orphaned zombies", zombies),
         ("grace", "grace precision", grace),
         ("probe", "probe wall time", probe),
+        ("wait", "dependency to app start", |o, _, r| {
+            wait::dependency_to_start(o, r)
+        }),
+        ("waitready", "start with a ready dependency", |o, _, r| {
+            wait::ready_dependency_overhead(o, r)
+        }),
+        ("dns", "a name through DNS", |o, _, r| wait::dns_probe(o, r)),
     ];
     for (key, name, f) in figures {
         if o.only
@@ -1386,6 +1394,45 @@ fn to_markdown(r: &Report, o: &Opts) -> String {
         format!("berth probe http:// {pb:.2} ms"),
         "–".into(),
         None,
+    );
+
+    // Waiting for dependencies (bench/src/wait.rs).
+    let rest5 = || std::iter::repeat_n("–".to_string(), 5);
+    let wb = m("wait_dependency_to_start_ms", "berth");
+    let ww = m("wait_dependency_to_start_ms", "wait-for-it");
+    let wmax = r
+        .pct("wait_dependency_to_start_ms", "berth", 100.0)
+        .unwrap_or(f64::NAN);
+    let mut w_cells = vec![format!("{wb:.1} ms (max {wmax:.1})")];
+    w_cells.extend(rest5());
+    row(
+        "dependency opens its port → the app starts (`--wait-for tcp://…`)".into(),
+        w_cells,
+        format!("wait-for-it {ww:.1} ms"),
+        format!("≤ 250 ms: max {wmax:.1} ms"),
+        Some(wmax <= 250.0),
+    );
+    let s0 = m("wait_ready_start_us", "berth");
+    let s1 = m("wait_ready_start_us", "berth-wait-for");
+    let mut r_cells = vec![format!("+{:.0} µs ({s1:.0} against {s0:.0})", s1 - s0)];
+    r_cells.extend(rest5());
+    row(
+        "start overhead of `--wait-for` a dependency already up (`-- /bin/true`)".into(),
+        r_cells,
+        format!("berth without --wait-for {s0:.0} µs"),
+        format!("≤ 2 ms: +{:.2} ms", (s1 - s0) / 1e3),
+        Some(s1 - s0 <= 2000.0),
+    );
+    let db = m("dns_lookup_ms", "berth probe");
+    let dg = m("dns_lookup_ms", "getent hosts");
+    let mut d_cells = vec![format!("{db:.2} ms ({:.2}× getent)", db / dg)];
+    d_cells.extend(rest5());
+    row(
+        "`berth probe tcp://NAME:PORT`, NAME only in DNS (dnsmasq)".into(),
+        d_cells,
+        format!("getent hosts NAME {dg:.2} ms (glibc)"),
+        format!("≤ 1.5× getent: {:.2}×", db / dg),
+        Some(db <= 1.5 * dg),
     );
     s
 }
