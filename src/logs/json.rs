@@ -452,6 +452,41 @@ impl Encoder {
         true
     }
 
+    /// Encodes the whole plain lines at the start of `data` (each up to its
+    /// `\n`) as `line` would, each in one pass (sys::append_plain_line);
+    /// returns the bytes taken, newlines included. Stops at the first line
+    /// that is not printable ASCII without `"` and `\`, is too long for one
+    /// line, has no `\n` yet, or may be a JSON object (it begins with `{`,
+    /// or with a space `trim_ascii` would skip): the general path takes it
+    /// from there. Only for stdout and stderr (the prebuilt heads).
+    pub fn plain_lines(
+        &self,
+        out: &mut Vec<u8>,
+        ts: &Timestamp,
+        stream: &str,
+        data: &[u8],
+    ) -> usize {
+        let Some(head) = app_stream_index(stream).map(|i| &self.heads[i]) else {
+            return 0;
+        };
+        let budget = self.text_room(stream);
+        let mut used = 0;
+        while let Some(&first) = data.get(used) {
+            if first == b'{' || first == b' ' {
+                break;
+            }
+            let start = out.len();
+            let Some(k) = crate::sys::append_plain_line(out, head, &data[used..], budget, b"\"}\n")
+            else {
+                break;
+            };
+            let at = start + self.ts_at;
+            crate::sys::overwrite_short(&mut out[at..at + ts.text.len()], &ts.text);
+            used += k + 1;
+        }
+        used
+    }
+
     fn write_msg_key(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(self.keys.msg().as_bytes());
@@ -1131,6 +1166,51 @@ mod tests {
         }
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
         assert_eq!(one(&enc(), deep.as_bytes())["msg"], deep);
+    }
+
+    #[test]
+    fn plain_lines_write_what_line_writes_and_stop_where_it_must() {
+        let fields = [("env".to_string(), "prod".to_string())];
+        let e = Encoder::new("api", &fields, 1024, KeyStyle::Default, true).unwrap();
+        let long = "x".repeat(1024);
+        // (line, whether plain_lines takes it)
+        let cases: &[(&str, bool)] = &[
+            ("listening on :8080", true),
+            ("", true),
+            ("a}", true),
+            ("GET /a?b=1 200 3ms", true),
+            ("{\"level\":\"warn\",\"msg\":\"x\"}", false),
+            (" {\"level\":\"warn\"}", false),
+            ("{not an object", false),
+            (" indented", false),
+            ("say \"hi\"", false),
+            ("back\\slash", false),
+            ("tab\there", false),
+            ("crlf\r", false),
+            ("caf\u{e9}", false),
+            (&long, false),
+        ];
+        for stream in ["stdout", "stderr", "other"] {
+            for (line, fast) in cases {
+                let data = format!("{line}\nnext\n");
+                let mut got = Vec::new();
+                let used = e.plain_lines(&mut got, &ts(), stream, data.as_bytes());
+                let mut want = Vec::new();
+                if *fast && stream != "other" {
+                    assert!(e.line(&mut want, &ts(), stream, line.as_bytes()));
+                    assert!(e.line(&mut want, &ts(), stream, b"next"));
+                    assert_eq!(used, data.len(), "{stream} {line:?}");
+                } else {
+                    assert_eq!(used, 0, "{stream} {line:?}");
+                }
+                assert_eq!(got, want, "{stream} {line:?}");
+            }
+        }
+        // No newline yet: nothing taken.
+        assert_eq!(
+            e.plain_lines(&mut Vec::new(), &ts(), "stdout", b"half a li"),
+            0
+        );
     }
 
     #[test]
