@@ -248,6 +248,14 @@ pub fn escaped_size(bytes: &[u8]) -> usize {
     n
 }
 
+/// False when a line that begins with `b` may be a JSON object, which
+/// `plain_lines` leaves to `line`: `{`, or a space `trim_ascii` skips (the
+/// other bytes it skips are controls, never plain).
+#[inline(always)]
+fn may_be_plain(b: u8) -> bool {
+    b != b'{' && b != b' '
+}
+
 /// The line is exactly one JSON object (its fields would be merged).
 pub fn is_object_line(line: &[u8]) -> bool {
     let t = line.trim_ascii();
@@ -456,10 +464,26 @@ impl Encoder {
     /// `\n`) as `line` would, each in one pass (sys::append_plain_line);
     /// returns the bytes taken, newlines included. Stops at the first line
     /// that is not printable ASCII without `"` and `\`, is too long for one
-    /// line, has no `\n` yet, or may be a JSON object (it begins with `{`,
-    /// or with a space `trim_ascii` would skip): the general path takes it
-    /// from there. Only for stdout and stderr (the prebuilt heads).
+    /// line, has no `\n` yet, or may be a JSON object (`may_be_plain`): the
+    /// general path takes it from there. Only for stdout and stderr (the
+    /// prebuilt heads).
+    #[inline(always)]
     pub fn plain_lines(
+        &self,
+        out: &mut Vec<u8>,
+        ts: &Timestamp,
+        stream: &str,
+        data: &[u8],
+    ) -> usize {
+        // Inlined up to here: a stream of app objects pays a compare per
+        // line for this path, not a call.
+        if !data.first().is_some_and(|&b| may_be_plain(b)) {
+            return 0;
+        }
+        self.plain_lines_from(out, ts, stream, data)
+    }
+
+    fn plain_lines_from(
         &self,
         out: &mut Vec<u8>,
         ts: &Timestamp,
@@ -472,7 +496,7 @@ impl Encoder {
         let budget = self.text_room(stream);
         let mut used = 0;
         while let Some(&first) = data.get(used) {
-            if first == b'{' || first == b' ' {
+            if !may_be_plain(first) {
                 break;
             }
             let start = out.len();
