@@ -673,7 +673,7 @@ impl Supervisor {
                 self.pipes.remove(i);
             }
             Ok(n) => {
-                if n > self.read_buf.len() - flood::PIPE_PAGE {
+                if n + flood::PIPE_PAGE > self.read_buf.len() {
                     // The read took (nearly) all it could: the app floods
                     // this pipe (flood::PIPE_PAGE says why "nearly").
                     let now = Instant::now();
