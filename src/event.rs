@@ -924,8 +924,9 @@ impl Supervisor {
                 self.pipes.remove(i);
             }
             Ok(n) => {
-                if n == self.read_buf.len() {
-                    // The read took all it could: the app floods this pipe.
+                if n + flood::PIPE_PAGE > self.read_buf.len() {
+                    // The read took (nearly) all it could: the app floods
+                    // this pipe (flood::PIPE_PAGE says why "nearly").
                     let now = Instant::now();
                     self.flood.full(now);
                     let size = self.flood.app_pipe();

@@ -857,6 +857,128 @@ fn is_json_plain_ascii_swar(bytes: &[u8]) -> bool {
         .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
 }
 
+/// Appends `head`, the first line of `src` (up to its `\n`, which is not
+/// copied) and `tail` to `out`, when that line is JSON-plain (as
+/// `is_json_plain_ascii`) and at most `max` bytes long; returns the line's
+/// length. None, with `out` unchanged, when `src` holds no `\n` within its
+/// first `max + 1` bytes or a byte before it must be escaped: the caller
+/// takes the general path. This is the whole encoding of the common log
+/// line in one pass over its bytes (issue 26): each 16 bytes are copied as
+/// they are checked, and the compare that finds a byte below 0x20 finds the
+/// `\n` too, where a `memchr`, a scan and a copy each read the line before.
+#[cfg(target_arch = "x86_64")]
+pub fn append_plain_line(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    src: &[u8],
+    max: usize,
+    tail: &[u8],
+) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_storeu_si128,
+    };
+    // Only the bytes where the line's `\n` may be are looked at.
+    let span = src.len().min(max.saturating_add(1));
+    let need = head.len() + span + tail.len();
+    if out.capacity() - out.len() < need {
+        out.reserve(need);
+    }
+    let len = out.len();
+    let p = src.as_ptr();
+    // SAFETY: `out` has room for `need` bytes past `len`: the line's bytes
+    // go to `body + 0..span` (every load reads 16 bytes inside
+    // `src[..span]`: offsets i with i + 16 <= span, and span - 16 with
+    // span >= 16; every store writes the same offsets of `body`), the head
+    // to `len..len + head.len()`, the tail to `body + k..` with k < span.
+    // Bytes stored past the line are not made part of the Vec: `set_len`
+    // covers only head, line and tail, all written. SSE2 is part of
+    // x86_64's baseline; the unaligned forms need no alignment.
+    unsafe {
+        let base = out.as_mut_ptr().add(len);
+        let body = base.add(head.len());
+        let space = _mm_set1_epi8(0x20);
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        // The bytes of the 16 at `at` that are below 0x20 (a signed compare:
+        // bytes >= 0x80 too), `"` or `\`, as a bit mask; stores them at
+        // `body + at` on the way. A macro, not a closure: at opt-level "z"
+        // a closure stays a call per 16 bytes.
+        macro_rules! special {
+            ($at:expr) => {{
+                let v = _mm_loadu_si128(p.add($at).cast::<__m128i>());
+                _mm_storeu_si128(body.add($at).cast::<__m128i>(), v);
+                let m = _mm_or_si128(
+                    _mm_cmplt_epi8(v, space),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                );
+                _mm_movemask_epi8(m) as u32
+            }};
+        }
+        let mut i = 0;
+        let mut first = None;
+        while i + 16 <= span {
+            let m = special!(i);
+            if m != 0 {
+                first = Some(i + m.trailing_zeros() as usize);
+                break;
+            }
+            i += 16;
+        }
+        if first.is_none() && i < span {
+            if span >= 16 {
+                // The last 16, overlapping what was checked: those bits off.
+                let at = span - 16;
+                let m = special!(at) & (u32::MAX << (i - at));
+                if m != 0 {
+                    first = Some(at + m.trailing_zeros() as usize);
+                }
+            } else {
+                while i < span {
+                    let b = *p.add(i);
+                    *body.add(i) = b;
+                    if (b as i8) < 0x20 || b == b'"' || b == b'\\' {
+                        first = Some(i);
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        let k = first.filter(|&k| *p.add(k) == b'\n')?;
+        copy_short(head.as_ptr(), base, head.len());
+        copy_short(tail.as_ptr(), body.add(k), tail.len());
+        out.set_len(len + head.len() + k + tail.len());
+        Some(k)
+    }
+}
+
+/// The same without SSE2 (aarch64, i686, ...): the `\n` by `memchr`, then
+/// the SWAR check and the copies.
+#[cfg(not(target_arch = "x86_64"))]
+pub use append_plain_line_portable as append_plain_line;
+
+/// Compiled on x86_64 too, so its unit test runs on every build machine.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+pub fn append_plain_line_portable(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    src: &[u8],
+    max: usize,
+    tail: &[u8],
+) -> Option<usize> {
+    let span = &src[..src.len().min(max.saturating_add(1))];
+    let k = memchr::memchr(b'\n', span)?;
+    if !is_json_plain_ascii_swar(&span[..k]) {
+        return None;
+    }
+    out.reserve(head.len() + k + tail.len());
+    append_short(out, head);
+    append_short(out, &span[..k]);
+    append_short(out, tail);
+    Some(k)
+}
+
 /// sched_yield(2): lets a process just woken on this CPU run first.
 pub fn yield_cpu() {
     // SAFETY: no arguments, no memory.
@@ -909,6 +1031,52 @@ mod tests {
                         want,
                         "{byte:#x} at {at} of {len}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn append_plain_line_takes_exactly_the_plain_lines_for_every_byte_at_every_place() {
+        // The rule, bytewise: the first line of `src`, if it ends within
+        // `max + 1` bytes and holds no byte JSON must escape.
+        let want = |src: &[u8], max: usize| -> Option<usize> {
+            let k = src.iter().position(|&b| b == b'\n')?;
+            let plain = src[..k]
+                .iter()
+                .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\');
+            (k <= max && plain).then_some(k)
+        };
+        let (head, tail) = (&b"{\"h\":\""[..], &b"\"}\n"[..]);
+        type Append = fn(&mut Vec<u8>, &[u8], &[u8], usize, &[u8]) -> Option<usize>;
+        let check = |src: &[u8], max: usize| {
+            let fs: [Append; 2] = [append_plain_line, append_plain_line_portable];
+            for f in fs {
+                let mut out = b"old".to_vec();
+                let got = f(&mut out, head, src, max, tail);
+                let w = want(src, max);
+                assert_eq!(got, w, "{src:?} max {max}");
+                let expect = match w {
+                    Some(k) => [&b"old"[..], head, &src[..k], tail].concat(),
+                    None => b"old".to_vec(),
+                };
+                assert_eq!(out, expect, "{src:?} max {max}");
+            }
+        };
+        let base: Vec<u8> = (0..70u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..base.len() {
+            let mut line = base[..len].to_vec();
+            line.push(b'\n');
+            line.extend_from_slice(b"next line\n");
+            for max in [0, len.saturating_sub(1), len, len + 1, 1 << 20] {
+                check(&line, max);
+                check(&line[..len], max); // no newline at all
+            }
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut v = line.clone();
+                    v[at] = byte;
+                    check(&v, 1 << 20);
                 }
             }
         }

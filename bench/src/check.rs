@@ -16,6 +16,8 @@
 //! What is checked:
 //! - plain: each line is exactly `%08d` + (size − 9) `x` + `\n`, the number
 //!   one more than the last line's, starting at 0;
+//! - the limit's copier (`benchcopy`): each line is `LIMIT_HEAD` and then
+//!   the plain line;
 //! - json (berth `--log-format json`): each app line is `{"ts":"…"` + the
 //!   envelope berth gave the first app line (which must name
 //!   `"stream":"stdout"`) + the expected text as `"msg"` + `"}` + `\n`; the
@@ -36,6 +38,13 @@ const TS_KEY: &[u8] = b"{\"ts\":\"";
 const MSG_KEY: &[u8] = b",\"msg\":\"";
 const BERTH_EVENT: &[u8] = b"\",\"stream\":\"berth\",";
 const APP_STREAM: &[u8] = b"\",\"stream\":\"stdout\",";
+
+/// What the limit's copier (`benchcopy`) writes before each line: 80 bytes,
+/// the shape of berth's head up to `"msg":"` with a fixed time (berth's
+/// own head is 84 bytes and its tail `"}` 2 more: a JSON line is 186 bytes
+/// for a 100-byte line, the copier's 180).
+pub const LIMIT_HEAD: &str =
+    "{\"ts\":\"2026-12-04T13:42:46.818454Z\",\"stream\":\"stdout\",\"service\":\"copier\",\"msg\":\"";
 
 /// The lines `benchapp spew` writes: line `seq` of `size` bytes.
 pub fn text_line(seq: u64, size: usize) -> Vec<u8> {
@@ -72,6 +81,8 @@ pub struct Checker {
     digits: usize,
     /// json: the length of `{"ts":"` and the timestamp; plain: 0.
     head: usize,
+    /// plain: the fixed bytes before each line's digits (the copier's head).
+    prefix: usize,
     lines: u64,
     /// berth's own event lines skipped.
     events: u64,
@@ -90,10 +101,20 @@ impl Checker {
             tail: if json { Vec::new() } else { text_line(0, size) },
             digits: 0,
             head: 0,
+            prefix: 0,
             lines: 0,
             events: 0,
             carry: Vec::new(),
         }
+    }
+
+    /// A checker for plain lines of `size` bytes each behind `prefix`.
+    pub fn with_prefix(prefix: &[u8], size: usize) -> Checker {
+        let mut c = Checker::new(false, size);
+        c.tail = [prefix, &c.tail].concat();
+        c.digits = prefix.len();
+        c.prefix = prefix.len();
+        c
     }
 
     /// App lines checked so far.
@@ -229,7 +250,7 @@ impl Checker {
         let text = if self.json {
             memmem::find(l, MSG_KEY).map_or(&l[..0], |m| &l[m + MSG_KEY.len()..])
         } else {
-            l
+            l.get(self.prefix..).unwrap_or_default()
         };
         let seq = text.get(..8).and_then(|d| {
             d.iter().try_fold(0u64, |acc, &c| {
@@ -505,6 +526,28 @@ mod tests {
         bad[10] = b'\n';
         data.extend(bad);
         assert!(check(true, &data, 2, 4096).is_err());
+    }
+
+    #[test]
+    fn checks_the_copiers_lines_behind_its_head() {
+        assert_eq!(LIMIT_HEAD.len(), 80);
+        let line = |i| [LIMIT_HEAD.as_bytes(), &text_line(i, 100)].concat();
+        let lines: Vec<Vec<u8>> = (0..1000).map(line).collect();
+        for step in [1, 99, 180, 181, 4096, 1 << 20] {
+            let mut c = Checker::with_prefix(LIMIT_HEAD.as_bytes(), 100);
+            for piece in lines.concat().chunks(step) {
+                c.feed(piece).unwrap();
+            }
+            assert_eq!(c.finish(1000), Ok(1000));
+        }
+        let mut c = Checker::with_prefix(LIMIT_HEAD.as_bytes(), 100);
+        let err = c.feed(&without_line(lines.clone(), 7)).unwrap_err();
+        assert!(err.contains("line 8 arrived where line 7 was due"), "{err}");
+        let mut c = Checker::with_prefix(LIMIT_HEAD.as_bytes(), 100);
+        assert!(
+            c.feed(&text_line(0, 100)).is_err(),
+            "a line without the head"
+        );
     }
 
     #[test]

@@ -23,6 +23,12 @@ use std::time::{Duration, Instant};
 pub const CALM_AFTER: Duration = Duration::from_secs(1);
 /// A pipe's default capacity, and berth's read buffer outside a flood.
 pub const BASE_PIPE: usize = 64 * 1024;
+/// A pipe holds its capacity in pages, and a write fills the last page of
+/// the one before only as far as it goes: an app writing 65,500-byte blocks
+/// fills all 16 pages of a default pipe 36 bytes short of 64 KiB (its next
+/// write blocks after 36 bytes). So a read that returns more than the
+/// buffer less a page found every page in use: the pipe was full (issue 26).
+pub const PIPE_PAGE: usize = 4096;
 
 pub struct Flood {
     /// `--log-pipe-size` (0: berth never grows a pipe).

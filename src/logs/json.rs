@@ -248,6 +248,14 @@ pub fn escaped_size(bytes: &[u8]) -> usize {
     n
 }
 
+/// False when a line that begins with `b` may be a JSON object, which
+/// `plain_lines` leaves to `line`: `{`, or a space `trim_ascii` skips (the
+/// other bytes it skips are controls, never plain).
+#[inline(always)]
+fn may_be_plain(b: u8) -> bool {
+    b != b'{' && b != b' '
+}
+
 /// The line is exactly one JSON object (its fields would be merged).
 pub fn is_object_line(line: &[u8]) -> bool {
     let t = line.trim_ascii();
@@ -450,6 +458,57 @@ impl Encoder {
         }
         crate::sys::append_short(out, b"\"}\n");
         true
+    }
+
+    /// Encodes the whole plain lines at the start of `data` (each up to its
+    /// `\n`) as `line` would, each in one pass (sys::append_plain_line);
+    /// returns the bytes taken, newlines included. Stops at the first line
+    /// that is not printable ASCII without `"` and `\`, is too long for one
+    /// line, has no `\n` yet, or may be a JSON object (`may_be_plain`): the
+    /// general path takes it from there. Only for stdout and stderr (the
+    /// prebuilt heads).
+    #[inline(always)]
+    pub fn plain_lines(
+        &self,
+        out: &mut Vec<u8>,
+        ts: &Timestamp,
+        stream: &str,
+        data: &[u8],
+    ) -> usize {
+        // Inlined up to here: a stream of app objects pays a compare per
+        // line for this path, not a call.
+        if !data.first().is_some_and(|&b| may_be_plain(b)) {
+            return 0;
+        }
+        self.plain_lines_from(out, ts, stream, data)
+    }
+
+    fn plain_lines_from(
+        &self,
+        out: &mut Vec<u8>,
+        ts: &Timestamp,
+        stream: &str,
+        data: &[u8],
+    ) -> usize {
+        let Some(head) = app_stream_index(stream).map(|i| &self.heads[i]) else {
+            return 0;
+        };
+        let budget = self.text_room(stream);
+        let mut used = 0;
+        while let Some(&first) = data.get(used) {
+            if !may_be_plain(first) {
+                break;
+            }
+            let start = out.len();
+            let Some(k) = crate::sys::append_plain_line(out, head, &data[used..], budget, b"\"}\n")
+            else {
+                break;
+            };
+            let at = start + self.ts_at;
+            crate::sys::overwrite_short(&mut out[at..at + ts.text.len()], &ts.text);
+            used += k + 1;
+        }
+        used
     }
 
     fn write_msg_key(&self, out: &mut Vec<u8>) {
@@ -1131,6 +1190,51 @@ mod tests {
         }
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
         assert_eq!(one(&enc(), deep.as_bytes())["msg"], deep);
+    }
+
+    #[test]
+    fn plain_lines_write_what_line_writes_and_stop_where_it_must() {
+        let fields = [("env".to_string(), "prod".to_string())];
+        let e = Encoder::new("api", &fields, 1024, KeyStyle::Default, true).unwrap();
+        let long = "x".repeat(1024);
+        // (line, whether plain_lines takes it)
+        let cases: &[(&str, bool)] = &[
+            ("listening on :8080", true),
+            ("", true),
+            ("a}", true),
+            ("GET /a?b=1 200 3ms", true),
+            ("{\"level\":\"warn\",\"msg\":\"x\"}", false),
+            (" {\"level\":\"warn\"}", false),
+            ("{not an object", false),
+            (" indented", false),
+            ("say \"hi\"", false),
+            ("back\\slash", false),
+            ("tab\there", false),
+            ("crlf\r", false),
+            ("caf\u{e9}", false),
+            (&long, false),
+        ];
+        for stream in ["stdout", "stderr", "other"] {
+            for (line, fast) in cases {
+                let data = format!("{line}\nnext\n");
+                let mut got = Vec::new();
+                let used = e.plain_lines(&mut got, &ts(), stream, data.as_bytes());
+                let mut want = Vec::new();
+                if *fast && stream != "other" {
+                    assert!(e.line(&mut want, &ts(), stream, line.as_bytes()));
+                    assert!(e.line(&mut want, &ts(), stream, b"next"));
+                    assert_eq!(used, data.len(), "{stream} {line:?}");
+                } else {
+                    assert_eq!(used, 0, "{stream} {line:?}");
+                }
+                assert_eq!(got, want, "{stream} {line:?}");
+            }
+        }
+        // No newline yet: nothing taken.
+        assert_eq!(
+            e.plain_lines(&mut Vec::new(), &ts(), "stdout", b"half a li"),
+            0
+        );
     }
 
     #[test]

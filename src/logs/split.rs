@@ -149,7 +149,15 @@ impl StreamLines {
                 }
             }
         }
-        while let Some(nl) = memchr(b'\n', rest) {
+        loop {
+            // The common line (plain ASCII) in one pass; the rest line by
+            // line. Held events need each line: not with --log-multiline.
+            if !self.multiline {
+                rest = &rest[enc.plain_lines(out, ts, self.stream, rest)..];
+            }
+            let Some(nl) = memchr(b'\n', rest) else {
+                break;
+            };
             self.emit(&rest[..nl], enc, ts, out);
             rest = &rest[nl + 1..];
         }
