@@ -308,8 +308,20 @@ fn start_overhead(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
     }
     let rounds = if o.quick { 20 } else { 600 };
     let warm = if o.quick { 2 } else { 20 };
+    time_starts(&variants, warm, rounds, "start_wall_us", r)
+}
+
+/// Runs each command `warm + rounds` times, interleaved and rotated, and
+/// records the wall time of the last `rounds` (µs) under `figure`.
+fn time_starts(
+    variants: &[(&str, Vec<String>)],
+    warm: usize,
+    rounds: usize,
+    figure: &str,
+    r: &mut Report,
+) -> Res<()> {
     for round in 0..warm + rounds {
-        for (name, argv) in rotated(&variants, round) {
+        for (name, argv) in rotated(variants, round) {
             let t0 = Instant::now();
             let st = Command::new(&argv[0])
                 .args(&argv[1..])
@@ -326,7 +338,7 @@ fn start_overhead(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
                 return Err(format!("{name}: `{}` failed: {st}", argv.join(" ")));
             }
             if round >= warm {
-                r.add("start_wall_us", "µs", name, us);
+                r.add(figure, "µs", name, us);
             }
         }
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{rotated, Opts, Report, Res};
+use crate::{rotated, time_starts, Opts, Report, Res};
 
 /// From `listen()` on the dependency's port to the app's first act (it
 /// connects back to the harness), for berth and wait-for-it. The
@@ -105,26 +105,7 @@ pub fn ready_dependency_overhead(o: &Opts, r: &mut Report) -> Res<()> {
     let variants = [("berth", plain), ("berth-wait-for", waiting)];
     let rounds = if o.quick { 10 } else { 400 };
     let warm = if o.quick { 2 } else { 20 };
-    for round in 0..warm + rounds {
-        for (name, argv) in rotated(&variants, round) {
-            let t0 = Instant::now();
-            let st = Command::new(&argv[0])
-                .args(&argv[1..])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map_err(|e| format!("{}: {e}", argv[0]))?;
-            let us = t0.elapsed().as_secs_f64() * 1e6;
-            if !st.success() {
-                return Err(format!("{name}: `{}` failed: {st}", argv.join(" ")));
-            }
-            if round >= warm {
-                r.add("wait_ready_start_us", "µs", name, us);
-            }
-        }
-    }
-    Ok(())
+    time_starts(&variants, warm, rounds, "wait_ready_start_us", r)
 }
 
 /// `berth probe tcp://NAME:PORT` where NAME is only in DNS, beside `getent
