@@ -491,6 +491,7 @@ impl Supervisor {
                 memory_limit_bytes: limits.memory_limit_bytes,
                 cpu_limit: limits.cpu_limit,
                 init: self.cfg.init.name(),
+                waited_for: self.cfg.wait.as_ref().map_or(&[], |w| &w.targets),
             },
         );
         // As the engine's init, the engine chose the user (`docker run

@@ -106,6 +106,15 @@ fn the_app_starts_once_tcp_http_and_grpc_dependencies_all_answer() {
         .position(|v| v["msg"] == "app started")
         .unwrap();
     assert!(last_healthy < start && start < app, "{:?}", d.stdout);
+    // The start event says what berth waited for (SPEC: each job reported).
+    assert_eq!(
+        lines[start]["waited_for"],
+        serde_json::json!([
+            format!("tcp://127.0.0.1:{tcp_port}"),
+            format!("http://127.0.0.1:{http_port}/healthz"),
+            format!("grpc://127.0.0.1:{grpc_port}"),
+        ])
+    );
 }
 
 #[test]

@@ -21,6 +21,8 @@ pub struct StartInfo<'a> {
     pub cpu_limit: Option<f64>,
     /// persona.rs: `docker`, `podman` or `entrypoint`.
     pub init: &'static str,
+    /// The `--wait-for` targets berth waited for before the start.
+    pub waited_for: &'a [(String, crate::health::target::Target)],
 }
 
 pub struct ExitInfo<'a> {
@@ -80,6 +82,12 @@ impl Events {
                     .str("init", s.init)
                     .str_array("command", &args)
                     .opt_u64("memory_limit_bytes", s.memory_limit_bytes);
+                let waited: Vec<&[u8]> = s.waited_for.iter().map(|(t, _)| t.as_bytes()).collect();
+                let b = if waited.is_empty() {
+                    b
+                } else {
+                    b.str_array("waited_for", &waited)
+                };
                 match s.cpu_limit {
                     Some(c) => b.f64_fixed("cpu_limit", c, 3),
                     None => b.null("cpu_limit"),
