@@ -3,7 +3,7 @@
 //! they cannot end the line or forge another, and bounded in bytes *after*
 //! escaping: an escape is up to 10 bytes (`\u{10ffff}`), so a bound on the
 //! bytes taken in is not one on the line (issue 22: a gRPC `content-type` of
-//! 60 ESC characters made a 400-byte verdict).
+//! 62 ESC bytes made a 409-byte verdict).
 
 use std::fmt::Write;
 
