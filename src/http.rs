@@ -13,6 +13,8 @@
 
 use httparse::{Header, Status, EMPTY_HEADER};
 
+use crate::escape;
+
 /// The largest response head (interim 1xx heads included) berth reads.
 /// curl allows 300 KiB, Go's net/http (kubelet) 1 MiB; a health endpoint
 /// that needs more than 64 KiB of headers is broken, and this bound is what
@@ -28,6 +30,9 @@ const STACK_HEADERS: usize = 32;
 /// arrived, before its end (a TLS or SSH greeting fails at once), then once
 /// more at its end.
 const EARLY_CHECK: usize = 32;
+
+/// The bytes of a malformed status line quoted in its reason, after escaping.
+const SHOWN: usize = 80;
 
 /// What a final response head says about the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +156,12 @@ fn blank_line_end(buf: &[u8], from: usize) -> Option<usize> {
 fn check_status_line(line: &[u8]) -> Result<(), String> {
     let mut no_headers: [Header<'_>; 0] = [];
     let mut r = httparse::Response::new(&mut no_headers);
-    let bad = || format!("malformed status line: {}", snippet(line.trim_ascii_end()));
+    let bad = || {
+        format!(
+            "malformed status line: {}",
+            escape::quoted(line.trim_ascii_end(), SHOWN)
+        )
+    };
     match r.parse(line) {
         // With no room for headers, a whole status line is Partial (or,
         // as the head's last line, TooManyHeaders cannot happen: no header).
@@ -178,7 +188,7 @@ fn parse_response(head: &[u8]) -> Result<Head, String> {
             let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
             return Err(format!(
                 "malformed status line: {}",
-                snippet(line.trim_ascii_end())
+                escape::quoted(line.trim_ascii_end(), SHOWN)
             ));
         }
         Err(e) => return Err(format!("malformed response head: {e}")),
@@ -188,7 +198,7 @@ fn parse_response(head: &[u8]) -> Result<Head, String> {
         let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
         return Err(format!(
             "malformed status line: {}",
-            snippet(line.trim_ascii_end())
+            escape::quoted(line.trim_ascii_end(), SHOWN)
         ));
     }
     let mut out = Head {
@@ -277,14 +287,6 @@ fn ends_with_token(value: &[u8], token: &[u8]) -> bool {
         .rsplit(|&b| b == b',')
         .next()
         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-/// A short, quoted, escaped excerpt of bytes for an error line.
-pub fn snippet(bytes: &[u8]) -> String {
-    const SHOWN: usize = 40;
-    let shown = bytes.get(..SHOWN).unwrap_or(bytes);
-    let more = if bytes.len() > SHOWN { "..." } else { "" };
-    format!("\"{}\"{more}", shown.escape_ascii())
 }
 
 #[cfg(test)]

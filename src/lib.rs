@@ -13,6 +13,7 @@ pub mod config;
 #[cfg(feature = "drill")]
 pub mod drill;
 pub mod error;
+pub mod escape;
 pub mod event;
 pub mod health;
 pub mod http;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use super::h2::{self, Head};
 use super::hpack::{self, Fields};
 use super::io::{describe_io, is_timeout, send, Deadline};
+use crate::escape;
 
 /// Largest header block (HEADERS + CONTINUATION) we collect.
 pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
@@ -467,14 +468,14 @@ fn field<'f>(fields: &'f Fields, name: &[u8]) -> Option<&'f [u8]> {
 fn check_response_headers(fields: &Fields) -> Result<(), String> {
     match field(fields, b":status") {
         Some(b"200") => {}
-        Some(s) => return Err(format!("grpc: HTTP status {}", printable(s, 40))),
+        Some(s) => return Err(format!("grpc: HTTP status {}", escape::bounded(s, 40))),
         None => return Err(malformed("no :status")),
     }
     let content_type = field(fields, b"content-type").unwrap_or_default();
     if !content_type.starts_with(b"application/grpc") {
         return Err(format!(
             "grpc: the answer is not gRPC (content-type \"{}\")",
-            printable(content_type, 60)
+            escape::bounded(content_type, 60)
         ));
     }
     Ok(())
@@ -486,7 +487,12 @@ fn grpc_status(status: &[u8], fields: &Fields, message: Vec<u8>) -> Result<Statu
         .ok()
         .filter(|s| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse::<u32>().ok())
-        .ok_or_else(|| format!("grpc: malformed grpc-status \"{}\"", printable(status, 20)))?;
+        .ok_or_else(|| {
+            format!(
+                "grpc: malformed grpc-status \"{}\"",
+                escape::bounded(status, 20)
+            )
+        })?;
     if code != 0 {
         let text = field(fields, b"grpc-message").unwrap_or_default();
         return Ok(Status::Failed(code, percent_decode(text)));
@@ -612,27 +618,7 @@ fn percent_decode(text: &[u8]) -> String {
             }
         }
     }
-    printable(&out, 200)
-}
-
-/// At most `max` characters of `bytes`, lossy UTF-8, control characters escaped.
-fn printable(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
-    if text.chars().count() > max {
-        out.push_str("...");
-    }
-    out
+    escape::bounded(&out, 200)
 }
 
 #[cfg(test)]
@@ -969,12 +955,49 @@ mod tests {
         }
     }
 
+    /// Standard base64 (with padding) for the fuzz reproducers below.
+    fn base64(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let sextets: Vec<u32> = text
+            .bytes()
+            .filter(|&b| b != b'=')
+            .map(|b| ALPHABET.iter().position(|&a| a == b).expect("base64") as u32)
+            .collect();
+        let mut out = Vec::new();
+        for group in sextets.chunks(4) {
+            let bits = group.iter().fold(0, |acc, s| acc << 6 | s) << (6 * (4 - group.len()));
+            out.extend_from_slice(&bits.to_be_bytes()[1..group.len()]);
+        }
+        out
+    }
+
+    #[test]
+    fn a_content_type_of_escape_characters_stays_a_short_verdict() {
+        // fuzz/run grpc_answer (issue 22): a content-type of 62 ESC bytes
+        // was cut at 60 characters, then each escaped to 6 bytes.
+        let input = base64(
+            "/wAAGAQAAAAAAAAEAEAAAAD/AEAAAAAGAABBAP4DAAAAAQAAAAQBAAAAAAAABAgAphQAAAAAAAAAAE4BBAAAAA\
+             GIQAxjb250ZW50LXR5cGU+GxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGx\
+             sbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGxsbGx\
+             sbGxsbGxsbG2Fjbz0JAAAAAAAEAQAAAAAAAAQIAKYUAAAA/wAABAQAAAAAACsAAPEMZW55eSwgZGVmbGF0ZS\
+             xnemkgcAAABwA=",
+        );
+        // Byte 0 is the fuzz target's read size; the server's bytes follow.
+        let verdict = read_answer(&input[1..], "svc").unwrap_err();
+        assert!(
+            verdict.starts_with("grpc: the answer is not gRPC (content-type \"\\u{1b}"),
+            "{verdict}"
+        );
+        assert!(verdict.len() < 400, "{} bytes: {verdict}", verdict.len());
+        assert!(!verdict.chars().any(char::is_control), "{verdict}");
+    }
+
     #[test]
     fn messages_are_one_printable_line() {
         assert_eq!(percent_decode(b"a%20b%zz%"), "a b%zz%");
         assert_eq!(percent_decode(b"caf%C3%A9\r\n"), "caf\u{e9}\\r\\n");
         let long = percent_decode(&[b'x'; 500]);
-        assert_eq!(long.len(), 203);
+        assert_eq!(long.len(), 200);
         assert_eq!(code_name(16), "UNAUTHENTICATED");
         assert_eq!(code_name(17), "(unknown code)");
     }
