@@ -1,6 +1,8 @@
 //! Test app: prints, as one JSON line, what the app sees from the inside:
 //! ids, groups, open fds, no_new_privs, rlimits, signal mask and ignored
 //! set, process group, environment. `--wait` then waits for SIGTERM.
+//! `--read PATH` (repeatable) adds to `"reads"` what the app gets reading
+//! PATH: `{"path", "text" or "error", "owner": "uid:gid mode"}` (octal).
 
 use std::io::Write;
 
@@ -68,8 +70,25 @@ fn main() {
     };
     let groups = status_field(&status, "Groups:");
     let groups: Vec<&str> = groups.split_whitespace().collect();
+    // --read PATH (repeatable): what the app gets reading each PATH.
+    let args: Vec<String> = std::env::args().collect();
+    let reads: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--read")
+        .map(|w| {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(&w[1])
+                .map(|m| format!("{}:{} {:o}", m.uid(), m.gid(), m.mode() & 0o7777))
+                .unwrap_or_default();
+            let got = match std::fs::read_to_string(&w[1]) {
+                Ok(t) => format!("\"text\":{}", q(&t)),
+                Err(e) => format!("\"error\":{}", q(&e.to_string())),
+            };
+            format!("{{\"path\":{},{got},\"owner\":{}}}", q(&w[1]), q(&owner))
+        })
+        .collect();
     let line = format!(
-        "{{\"uid\":{uid},\"gid\":{gid},\"euid\":{},\"groups\":[{}],\"pid\":{pid},\"ppid\":{ppid},\"pgid\":{pgid},\"fds\":{:?},\"no_new_privs\":{},\"cap_eff\":{},\"sig_blk\":{},\"sig_ign\":{},\"nofile\":{},\"nproc\":{},\"core\":{},\"env\":[{}]}}",
+        "{{\"uid\":{uid},\"gid\":{gid},\"euid\":{},\"groups\":[{}],\"pid\":{pid},\"ppid\":{ppid},\"pgid\":{pgid},\"fds\":{:?},\"no_new_privs\":{},\"cap_eff\":{},\"sig_blk\":{},\"sig_ign\":{},\"nofile\":{},\"nproc\":{},\"core\":{},\"env\":[{}],\"reads\":[{}]}}",
         status_field(&status, "Uid:").split_whitespace().nth(1).unwrap_or("0"),
         groups.join(","),
         fds,
@@ -81,6 +100,7 @@ fn main() {
         rlimit(libc::RLIMIT_NPROC as i32),
         rlimit(libc::RLIMIT_CORE as i32),
         env.join(","),
+        reads.join(","),
     );
     let mut out = std::io::stdout();
     writeln!(out, "{line}").unwrap();

@@ -36,6 +36,8 @@ pub enum Invocation {
 pub struct RunArgs {
     pub user: Option<String>,
     pub chown: Vec<String>,
+    pub env_from_file: Vec<String>,
+    pub template: Vec<String>,
     pub require_non_root: bool,
     pub grace: Option<String>,
     pub stop_signal: Option<String>,
@@ -111,6 +113,8 @@ type Opt = (&'static str, Option<char>, &'static str, Kind, &'static str);
 const RUN_OPTIONS: &[Opt] = &[
     ("user", Some('u'), "USER[:GROUP]", Value, "run the app as USER (name/uid) and GROUP"),
     ("chown", None, "PATH", Repeat, "give PATH to the app's uid:gid first"),
+    ("env-from-file", None, "NAME[=PATH]", Repeat, "set NAME from a file, or from NAME_FILE"),
+    ("template", None, "SRC:DST", Repeat, "render SRC's ${NAME}s into DST"),
     ("require-non-root", None, "", Switch, "refuse (125) if the app would be root"),
     ("grace", None, "DURATION", Value, "stop signal to SIGKILL [8s]"),
     ("stop-signal", None, "SIGNAL", Value, "what the app gets on SIGTERM [TERM]"),
@@ -449,6 +453,8 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
             v.extend(one);
             match long {
                 "chown" => a.chown = v,
+                "env-from-file" => a.env_from_file = v,
+                "template" => a.template = v,
                 "map-signal" => a.map_signal = v,
                 "success-exit" => a.success_exit = v,
                 "log-field" => a.log_field = v,

@@ -15,6 +15,8 @@ use crate::health::target::{parse_target, Target};
 use crate::logs::json::KeyStyle;
 use crate::parse;
 use crate::persona::Init;
+use crate::prepare::secrets::{self, EnvFromFile};
+use crate::prepare::template::{self, Template};
 use crate::signals::SignalMap;
 use crate::user::Identity;
 
@@ -78,6 +80,10 @@ pub struct Config {
     pub identity: Option<Identity>,
     pub user_spec: Option<String>,
     pub chown: Vec<PathBuf>,
+    /// `--env-from-file`: NAMEs and paths, never values (prepare/secrets.rs).
+    pub env_from_file: Vec<EnvFromFile>,
+    /// `--template SRC:DST` (prepare/template.rs).
+    pub templates: Vec<Template>,
     pub require_non_root: bool,
     pub grace: Duration,
     pub stop_signal: i32,
@@ -153,6 +159,10 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         rlimits.push(parse::rlimit(r).map_err(|e| bad("rlimit", e))?);
     }
 
+    let env_from_file =
+        secrets::parse_options(&a.env_from_file).map_err(|e| bad("env-from-file", e))?;
+    let templates = template::parse_options(&a.template).map_err(|e| bad("template", e))?;
+
     let identity = match &a.user {
         None => None,
         Some(spec) => {
@@ -195,6 +205,8 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         identity,
         user_spec: a.user.clone(),
         chown: a.chown.iter().map(PathBuf::from).collect(),
+        env_from_file,
+        templates,
         require_non_root: a.require_non_root,
         grace,
         stop_signal,
@@ -537,6 +549,11 @@ mod tests {
                 "--log-stream-level",
             ),
             (|a| a.log_field = vec!["stream=berth".into()], "--log-field"),
+            (
+                |a| a.env_from_file = vec!["A-B=/x".into()],
+                "--env-from-file",
+            ),
+            (|a| a.template = vec!["/only-src".into()], "--template"),
         ];
         for (set, name) in cases {
             let mut a = args(&["x"]);

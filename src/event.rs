@@ -109,6 +109,8 @@ struct Launch {
     app_uid: u32,
     app_gid: u32,
     warnings: Vec<String>,
+    /// What the prepare steps did, for the `start` event (never a value).
+    prepared: prepare::Report,
 }
 
 /// The exit code when `--wait-timeout` passes before every dependency has
@@ -348,6 +350,7 @@ impl Supervisor {
             app_uid,
             app_gid,
             warnings,
+            prepared: prepared.report,
         };
         Ok((s, launch))
     }
@@ -446,6 +449,7 @@ impl Supervisor {
             app_uid,
             app_gid,
             mut warnings,
+            prepared,
         } = launch;
         self.started = Instant::now();
         let app = sys::spawn(&req).map_err(|f| spawn::failure_to_error(f, &self.cfg.command[0]))?;
@@ -492,6 +496,7 @@ impl Supervisor {
                 cpu_limit: limits.cpu_limit,
                 init: self.cfg.init.name(),
                 waited_for: self.cfg.wait.as_ref().map_or(&[], |w| &w.targets),
+                prepared: &prepared,
             },
         );
         // As the engine's init, the engine chose the user (`docker run

@@ -312,6 +312,23 @@ impl Scope {
         )
     }
 
+    /// `image()` with files of this machine copied in, each (path here,
+    /// path in the image): a Debian binary and the libraries it links.
+    pub(crate) fn image_with(
+        &self,
+        what: &str,
+        files: &[(PathBuf, PathBuf)],
+        extra: &str,
+    ) -> String {
+        let root = self.dir.join(what).join("rootfs");
+        for (from, to) in files {
+            let dst = root.join(to.strip_prefix("/").unwrap_or(to));
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::copy(from, &dst).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        }
+        self.image(what, extra)
+    }
+
     /// `docker run -d` of `app` under `init`: returns the container name.
     fn run(
         &self,

@@ -521,6 +521,21 @@ pub fn http_get(port: u16, path: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// One HTTP GET with `Host: host`; the whole response, head and body.
+pub fn http_response(ip: &str, port: u16, path: &str, host: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect((ip, port)).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf
+}
+
 /// The flags of a fresh PID namespace whose PID 1 is the program that
 /// follows, killed with it (`unshare` is the test's child).
 pub const PID_NAMESPACE: [&str; 4] = ["--pid", "--fork", "--mount-proc", "--kill-child"];

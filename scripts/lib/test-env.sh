@@ -17,6 +17,19 @@ apt_install() {
   apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
 }
 
+# apt_install_no_start PACKAGE...: apt_install without starting the
+# packages' services on this machine (a policy-rc.d that says no, as in
+# Docker's Debian images, for the install only).
+apt_install_no_start() {
+  local policy=/usr/sbin/policy-rc.d added=0 rc=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && added=1
+  fi
+  apt_install "$@" || rc=$?
+  if [ "$added" = 1 ]; then rm -f "$policy"; fi
+  return "$rc"
+}
+
 test_env_install() {
   if [ "$(id -u)" != 0 ]; then
     echo "the integration tests need root (PID namespaces, bind mounts)" >&2
@@ -44,6 +57,13 @@ test_env_install() {
   # python3-yaml); serde_yaml is not a dependency.
   if ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1; then
     apt_install python3 python3-yaml
+  fi
+  # --template (issue 24): the expander is held to envsubst's output
+  # (gettext-base), and Debian's nginx, copied from this machine into a
+  # FROM-scratch image, serves a config berth rendered. Only the files are
+  # wanted: no nginx service starts here.
+  if ! need envsubst || ! need nginx; then
+    apt_install_no_start gettext-base nginx
   fi
   pip_need kubernetes_validate kubernetes-validate
   # The grpc:// probe is tested against grpcio's health servicer.

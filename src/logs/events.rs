@@ -9,6 +9,7 @@ use crate::config::LogMode;
 use crate::logs::json::{Encoder, Timestamp};
 use crate::logs::out::{Out, EVENT_LIMIT};
 use crate::parse::signal_name_string;
+use crate::prepare::Report;
 use crate::sys;
 
 pub struct StartInfo<'a> {
@@ -23,6 +24,8 @@ pub struct StartInfo<'a> {
     pub init: &'static str,
     /// The `--wait-for` targets berth waited for before the start.
     pub waited_for: &'a [(String, crate::health::target::Target)],
+    /// What the prepare steps did: names and paths, never a value.
+    pub prepared: &'a Report,
 }
 
 pub struct ExitInfo<'a> {
@@ -69,7 +72,22 @@ impl Events {
 
     pub fn start(&self, out: &mut Out, s: &StartInfo) {
         match self.mode {
-            LogMode::Plain => {} // tini is silent at start; so is berth in a terminal.
+            // tini is silent at start; so is berth in a terminal, but for
+            // the prepare steps asked for, each said once.
+            LogMode::Plain => {
+                let p = s.prepared;
+                if !p.env_from_files.is_empty() {
+                    plain(&format!("env from files: {}", p.env_from_files.join(", ")));
+                }
+                if !p.templates_written.is_empty() {
+                    let dsts: Vec<_> = p
+                        .templates_written
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect();
+                    plain(&format!("templates written: {}", dsts.join(", ")));
+                }
+            }
             LogMode::Json => {
                 let args: Vec<&[u8]> = s.command.iter().map(|a| a.as_bytes()).collect();
                 let b = self
@@ -87,6 +105,24 @@ impl Events {
                     b
                 } else {
                     b.str_array("waited_for", &waited)
+                };
+                // Like waited_for, said only when the step ran.
+                let p = s.prepared;
+                let names: Vec<&[u8]> = p.env_from_files.iter().map(|n| n.as_bytes()).collect();
+                let b = if names.is_empty() {
+                    b
+                } else {
+                    b.str_array("env_from_file", &names)
+                };
+                let dsts: Vec<&[u8]> = p
+                    .templates_written
+                    .iter()
+                    .map(|d| d.as_os_str().as_bytes())
+                    .collect();
+                let b = if dsts.is_empty() {
+                    b
+                } else {
+                    b.str_array("templates", &dsts)
                 };
                 match s.cpu_limit {
                     Some(c) => b.f64_fixed("cpu_limit", c, 3),
