@@ -61,6 +61,8 @@ pub struct RunArgs {
     pub status_listen: Option<String>,
     pub on_unhealthy: Option<String>,
     pub rlimit: Vec<String>,
+    pub runtime_limits: Vec<String>,
+    pub runtime_limits_memory: Option<String>,
     pub allow_new_privs: bool,
     pub keep_root: bool,
     pub command: Vec<OsString>,
@@ -133,6 +135,8 @@ const RUN_OPTIONS: &[Opt] = &[
     ("status-listen", None, "ADDR:PORT", Value, "serve GET /livez and /readyz over HTTP"),
     ("on-unhealthy", None, "log|exit", Value, "exit: stop the app and exit 1 [log]"),
     ("rlimit", None, "NAME=SOFT[:HARD]", Repeat, "resource limit (nofile, core, ...)"),
+    ("runtime-limits", None, "go,node,workers|all", Repeat, "size the runtime to the cgroup limits"),
+    ("runtime-limits-memory", None, "PERCENT", Value, "memory share for Go/Node [90/75]"),
     ("allow-new-privs", None, "", Switch, "do not set no_new_privs for the app"),
     ("keep-root", None, "", Switch, "keep berth root beside a non-root app"),
 ];
@@ -435,6 +439,7 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
         "health-start-interval" => a.health_start_interval = one,
         "status-listen" => a.status_listen = one,
         "on-unhealthy" => a.on_unhealthy = one,
+        "runtime-limits-memory" => a.runtime_limits_memory = one,
         "allow-new-privs" => a.allow_new_privs = one.is_some(),
         "keep-root" => a.keep_root = one.is_some(),
         _ => {
@@ -446,6 +451,7 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
                 "success-exit" => a.success_exit = v,
                 "log-field" => a.log_field = v,
                 "rlimit" => a.rlimit = v,
+                "runtime-limits" => a.runtime_limits = v,
                 _ => {}
             }
         }

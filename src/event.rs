@@ -218,7 +218,10 @@ impl Supervisor {
         // Only a --user target's HOME replaces berth's own: without one,
         // /etc/passwd is not read at all.
         let own_home = cfg.identity.as_ref().and_then(|_| passwd_home_of(uid));
-        let prepared = prepare::prepare(&cfg, env, None)?;
+        // --runtime-limits sizes the app from the cgroup's limits, so they
+        // are read before it starts; else after (start-up time is a figure).
+        let early_cgroup = cfg.runtime_limits.map(|_| cgroup::Cgroup::discover());
+        let prepared = prepare::prepare(&cfg, env, early_cgroup.as_ref().map(|c| &c.limits))?;
         let mut req = spawn::request(
             &cfg,
             &prepared.env,
@@ -259,7 +262,7 @@ impl Supervisor {
         // berth's own set-up that the app need not wait for, done while it
         // runs (start-up time is a figure, docs/benchmarks.md). Failures
         // here cost a feature, never the app: `berth status` is best effort.
-        let cgroup = cgroup::Cgroup::discover();
+        let cgroup = early_cgroup.unwrap_or_else(cgroup::Cgroup::discover);
         let status = StatusServer::bind(own_pid).ok().filter(|s| {
             epoll
                 .add(
@@ -334,6 +337,7 @@ impl Supervisor {
                 memory_limit_bytes: limits.memory_limit_bytes,
                 cpu_limit: limits.cpu_limit,
                 init: s.cfg.init.name(),
+                runtime_limits: s.cfg.runtime_limits.map(|_| &prepared.runtime_limits),
             },
         );
         // As the engine's init, the engine chose the user (`docker run
@@ -344,7 +348,12 @@ impl Supervisor {
             );
         }
         if limits.memory_limit_bytes.is_none() {
-            warnings.push("no memory limit is set for this container (docker run --memory, or resources.limits.memory)".into());
+            let unsized_ = prepared.runtime_limits.need_memory_limit.join(", ");
+            let note = match unsized_.is_empty() {
+                true => String::new(),
+                false => format!(": --runtime-limits left {unsized_} unset"),
+            };
+            warnings.push(format!("no memory limit is set for this container (docker run --memory, or resources.limits.memory){note}"));
         }
         for w in &warnings {
             s.events.warn(&mut s.out, w);

@@ -39,6 +39,12 @@ test_env_install() {
   if ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1; then
     apt_install python3 python3-yaml
   fi
+  # --runtime-limits is tested against the runtimes themselves (issue 25):
+  # Debian's Go (a static test program built offline with the standard
+  # library only), Node.js and gunicorn, each asked for its own figure.
+  if ! need go || ! need node || ! need gunicorn; then
+    apt_install golang-go nodejs gunicorn
+  fi
   pip_need kubernetes_validate kubernetes-validate
   # The grpc:// probe is tested against grpcio's health servicer.
   pip_need 'grpc, grpc_health.v1.health' grpcio grpcio-health-checking
