@@ -75,8 +75,8 @@ test_env_engines() {
   if ! need docker || ! need docker-compose || ! docker_up; then
     local why
     why=$(docker info 2>&1 | tail -n 1 || echo "docker client missing")
-    echo "SKIPPED: no Docker engine ($why): the Docker tests (tests/docker.rs, tests/rolling.rs) did not run" >&2
-    test_skips+=(--skip docker:: --skip rolling::)
+    echo "SKIPPED: no Docker engine ($why): the Docker tests (tests/docker.rs, tests/rolling.rs, runtimes::docker_*) did not run" >&2
+    test_skips+=(--skip docker:: --skip rolling:: --skip runtimes::docker_)
   fi
   # A private dockerd whose --init-path is the binary under test, in its
   # own network namespace (scripts/private-dockerd says why); the machine's
