@@ -312,6 +312,17 @@ impl Scope {
         )
     }
 
+    /// `image` with more files: (a file on this machine, its name under /).
+    pub(crate) fn image_with(&self, what: &str, files: &[(&Path, &str)]) -> String {
+        let rootfs = self.dir.join(what).join("rootfs");
+        std::fs::create_dir_all(&rootfs).unwrap();
+        for (src, dst) in files {
+            std::fs::copy(src, rootfs.join(dst))
+                .unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        }
+        self.image(what, "")
+    }
+
     /// `docker run -d` of `app` under `init`: returns the container name.
     fn run(
         &self,

@@ -18,6 +18,7 @@ mod logs;
 mod reap;
 mod rolling;
 mod run;
+mod runtimes;
 mod security;
 mod shutdown;
 mod signals;

@@ -14,6 +14,8 @@
 //! failure is berth's 125 with one line naming what was wrong; the app is
 //! never started half-prepared.
 
+pub mod runtime_limits;
+
 use std::ffi::OsString;
 
 use crate::cgroup::Limits;
@@ -27,14 +29,24 @@ pub struct Prepared {
     /// The app's environment before spawn.rs applies its own rules
     /// (`BERTH_*` removed, HOME, LISTEN_*).
     pub env: Vec<(OsString, OsString)>,
+    /// Step 2: what `--runtime-limits` set, kept, or could not size.
+    pub runtime_limits: runtime_limits::Applied,
 }
 
 /// Runs the prepare steps in SPEC order. `limits` are the cgroup's, read
 /// by the caller only when a step needs them (start-up time is a figure).
 pub fn prepare(
-    _cfg: &Config,
+    cfg: &Config,
     env: &[(OsString, OsString)],
-    _limits: Option<&Limits>,
+    limits: Option<&Limits>,
 ) -> Result<Prepared, Error> {
-    Ok(Prepared { env: env.to_vec() })
+    let mut env = env.to_vec();
+    let runtime_limits = match (&cfg.runtime_limits, limits) {
+        (Some(r), Some(l)) => runtime_limits::apply(r, l, crate::sys::cpus_allowed(), &mut env),
+        _ => runtime_limits::Applied::default(),
+    };
+    Ok(Prepared {
+        env,
+        runtime_limits,
+    })
 }
