@@ -1,6 +1,14 @@
 //! The container's memory and CPU limits and its OOM-kill count, read from
-//! cgroup v2 (or v1) for berth's `start` and `exit` events. Never fails:
-//! anything unreadable is "no limit" / unknown.
+//! cgroup v2 (or v1) for berth's `start` and `exit` events and for
+//! `--runtime-limits`, which sizes the app from the same figures. Never
+//! fails: anything unreadable or malformed is "no limit" / unknown.
+//!
+//! A limit binds every cgroup below it, so the effective limit is the
+//! smallest one on the way from berth's cgroup up to the root berth can
+//! see (a Kubernetes pod's limit sits on the pod's cgroup, above the
+//! container's). v2 and v1's CPU quota are read on each level that is
+//! visible; v1's memory also from `hierarchical_memory_limit`, which the
+//! kernel computes over every ancestor, visible or not.
 
 use std::path::Path;
 
@@ -53,7 +61,42 @@ fn entries(proc_cgroup: &str) -> Vec<(&str, &str)> {
         .lines()
         .filter_map(|line| line.split_once(':')?.1.split_once(':'))
         .map(|(ctrls, path)| (ctrls, path.trim_matches('/')))
+        // A process moved out of its cgroup namespace's root sees `/../x`:
+        // its cgroup is not below the mount, whose root is the best guess
+        // (and `..` must never lead a path out of /sys/fs/cgroup).
+        .map(|(ctrls, path)| {
+            let outside = path
+                .as_bytes()
+                .split(|&b| b == b'/')
+                .any(|seg| seg == b"..");
+            (ctrls, if outside { "" } else { path })
+        })
         .collect()
+}
+
+/// `dir` and each directory above it up to `top` (both included): the
+/// cgroups whose limits bind a process in `dir`.
+fn self_and_ancestors<'a>(top: &'a str, dir: &'a str) -> impl Iterator<Item = &'a str> {
+    let below = dir
+        .strip_prefix(top)
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'));
+    let mut next = below.then_some(dir);
+    std::iter::from_fn(move || {
+        let d = next?;
+        next = match d.bytes().rposition(|b| b == b'/') {
+            Some(i) if i >= top.len() => Some(&d[..i]),
+            _ => None,
+        };
+        Some(d)
+    })
+}
+
+/// The smaller of two optional limits (None: no limit).
+fn tighter<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b < a { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 fn candidates(root: &str, entries: &[(&str, &str)], v1_controller: Option<&str>) -> Vec<String> {
@@ -127,35 +170,64 @@ fn read_limits_at(root: &Path, proc_cgroup: &str) -> Limits {
 }
 
 fn limits_in(root: &str, proc_cgroup: &[(&str, &str)]) -> Limits {
-    // v2: memory.max, cpu.max
-    for dir in candidates(root, proc_cgroup, None) {
-        let mem = read(&dir, "memory.max");
-        let cpu = read(&dir, "cpu.max");
-        if mem.is_some() || cpu.is_some() {
-            return Limits {
-                memory_limit_bytes: mem.as_deref().and_then(parse_memory_max),
-                cpu_limit: cpu.as_deref().and_then(parse_cpu_max),
-            };
-        }
-    }
-    // v1
-    let memory_limit_bytes = candidates(root, proc_cgroup, Some("memory"))
+    v2_limits_in(root, proc_cgroup).unwrap_or_else(|| Limits {
+        memory_limit_bytes: v1_memory_limit_in(root, proc_cgroup),
+        cpu_limit: v1_cpu_limit_in(root, proc_cgroup),
+    })
+}
+
+/// v2: memory.max and cpu.max of berth's cgroup (the first candidate that
+/// has either file) and of each visible ancestor; None when no candidate
+/// has them (not v2, or no controller enabled).
+fn v2_limits_in(root: &str, proc_cgroup: &[(&str, &str)]) -> Option<Limits> {
+    let leaf = candidates(root, proc_cgroup, None)
         .into_iter()
-        .find_map(|d| read(&d, "memory.limit_in_bytes"))
-        .and_then(|s| parse_memory_max(&s));
-    let cpu_limit = ["cpu", "cpu,cpuacct"].iter().find_map(|c| {
-        candidates(root, proc_cgroup, Some(c))
-            .into_iter()
-            .find_map(|d| {
-                let quota: i64 = read(&d, "cpu.cfs_quota_us")?.trim().parse().ok()?;
-                let period: u64 = read(&d, "cpu.cfs_period_us")?.trim().parse().ok()?;
-                Some((quota > 0 && period > 0).then(|| quota as f64 / period as f64))
-            })
-    });
-    Limits {
-        memory_limit_bytes,
-        cpu_limit: cpu_limit.flatten(),
+        .find(|d| read(d, "memory.max").is_some() || read(d, "cpu.max").is_some())?;
+    let mut limits = Limits {
+        memory_limit_bytes: None,
+        cpu_limit: None,
+    };
+    for dir in self_and_ancestors(root, &leaf) {
+        let mem = read(dir, "memory.max").and_then(|s| parse_memory_max(&s));
+        let cpu = read(dir, "cpu.max").and_then(|s| parse_cpu_max(&s));
+        limits.memory_limit_bytes = tighter(limits.memory_limit_bytes, mem);
+        limits.cpu_limit = tighter(limits.cpu_limit, cpu);
     }
+    Some(limits)
+}
+
+/// v1 memory: the cgroup's own `memory.limit_in_bytes`, and memory.stat's
+/// `hierarchical_memory_limit` (the kernel's minimum over every ancestor,
+/// including those outside the container's view).
+fn v1_memory_limit_in(root: &str, proc_cgroup: &[(&str, &str)]) -> Option<u64> {
+    let (dir, own) = candidates(root, proc_cgroup, Some("memory"))
+        .into_iter()
+        .find_map(|d| read(&d, "memory.limit_in_bytes").map(|s| (d, s)))?;
+    let own = parse_memory_max(&own);
+    let hierarchical = read(&dir, "memory.stat").and_then(|s| parse_hierarchical_limit(&s));
+    tighter(own, hierarchical)
+}
+
+/// v1 CPU: cfs_quota_us / cfs_period_us on berth's cgroup and each visible
+/// ancestor (the kernel throttles a group at its own or any parent's quota).
+fn v1_cpu_limit_in(root: &str, proc_cgroup: &[(&str, &str)]) -> Option<f64> {
+    ["cpu", "cpu,cpuacct"].iter().find_map(|c| {
+        let leaf = candidates(root, proc_cgroup, Some(c))
+            .into_iter()
+            .find(|d| read(d, "cpu.cfs_quota_us").is_some())?;
+        // The hierarchy's mount: `root/cpu` or `root/cpu,cpuacct`.
+        let mount_len = leaf[root.len() + 1..]
+            .find('/')
+            .map_or(leaf.len(), |i| root.len() + 1 + i);
+        self_and_ancestors(&leaf[..mount_len], &leaf)
+            .map(|d| {
+                cores(
+                    &read(d, "cpu.cfs_quota_us")?,
+                    &read(d, "cpu.cfs_period_us")?,
+                )
+            })
+            .fold(None, tighter)
+    })
 }
 
 /// The first OOM counter file that opens (v2 memory.events, else v1
@@ -183,17 +255,32 @@ fn oom_kill_count_at(root: &Path, proc_cgroup: &str) -> Option<u64> {
     )?)
 }
 
+/// `memory.max` / `memory.limit_in_bytes`: bytes, or `max` (v2) or v1's
+/// huge page-rounded "unlimited": None.
 pub fn parse_memory_max(s: &str) -> Option<u64> {
     let n: u64 = s.trim().parse().ok()?;
     (n < V1_UNLIMITED).then_some(n)
 }
 
-/// `cpu.max`: `QUOTA PERIOD` or `max PERIOD`.
+/// The `hierarchical_memory_limit N` line of v1's memory.stat.
+fn parse_hierarchical_limit(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|l| parse_memory_max(l.strip_prefix("hierarchical_memory_limit ")?))
+}
+
+/// `cpu.max`: `QUOTA PERIOD` or `max PERIOD`, in cores. Whole numbers only
+/// (the kernel writes microseconds): `inf`, `NaN` or `1e9`, which a float
+/// parser takes, are no limit.
 pub fn parse_cpu_max(s: &str) -> Option<f64> {
     let mut f = s.split_whitespace();
-    let quota: f64 = f.next()?.parse().ok()?;
-    let period: f64 = f.next().unwrap_or("100000").parse().ok()?;
-    (quota > 0.0 && period > 0.0).then(|| quota / period)
+    cores(f.next()?, f.next().unwrap_or("100000"))
+}
+
+/// A CFS quota and period (µs) as cores; v1's quota is -1 for none.
+fn cores(quota: &str, period: &str) -> Option<f64> {
+    let quota: i64 = quota.trim().parse().ok()?;
+    let period: u64 = period.trim().parse().ok()?;
+    (quota > 0 && period > 0).then(|| quota as f64 / period as f64)
 }
 
 /// The `oom_kill N` line of memory.events / memory.oom_control.
@@ -266,6 +353,147 @@ mod tests {
                 cpu_limit: Some(2.0)
             }
         );
+    }
+
+    /// Writes `files` (path under `root`, content) into a fixture tree.
+    fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let root = tmp(name);
+        for (path, content) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn v2_a_parent_s_tighter_limit_binds_the_container() {
+        // A Kubernetes pod without a cgroup namespace: the pod's cgroup
+        // holds the limit, the container's own says max.
+        let root = tree(
+            "v2-nested",
+            &[
+                ("kubepods.slice/memory.max", "max\n"),
+                ("kubepods.slice/pod1/memory.max", "268435456\n"),
+                ("kubepods.slice/pod1/cpu.max", "150000 100000\n"),
+                ("kubepods.slice/pod1/app/memory.max", "max\n"),
+                ("kubepods.slice/pod1/app/cpu.max", "max 100000\n"),
+            ],
+        );
+        let l = read_limits_at(&root, "0::/kubepods.slice/pod1/app\n");
+        assert_eq!(l.memory_limit_bytes, Some(256 << 20));
+        assert_eq!(l.cpu_limit, Some(1.5));
+    }
+
+    #[test]
+    fn v2_the_smallest_limit_on_the_way_up_wins_each_resource() {
+        let root = tree(
+            "v2-min",
+            &[
+                ("a/memory.max", "1048576\n"),
+                ("a/cpu.max", "400000 100000\n"),
+                ("a/b/memory.max", "4194304\n"),
+                ("a/b/cpu.max", "50000 100000\n"),
+            ],
+        );
+        let l = read_limits_at(&root, "0::/a/b\n");
+        assert_eq!(l.memory_limit_bytes, Some(1 << 20));
+        assert_eq!(l.cpu_limit, Some(0.5));
+        // A sibling's limit is not an ancestor's.
+        std::fs::create_dir_all(root.join("ab")).unwrap();
+        std::fs::write(root.join("ab/memory.max"), "1\n").unwrap();
+        assert_eq!(
+            read_limits_at(&root, "0::/a/b\n").memory_limit_bytes,
+            Some(1 << 20)
+        );
+    }
+
+    #[test]
+    fn v1_hierarchical_memory_limit_counts_ancestors_out_of_view() {
+        // Docker on v1 mounts the container's own cgroup at memory/: the
+        // pod's limit is only in memory.stat.
+        let root = tree(
+            "v1-hier",
+            &[
+                ("memory/memory.limit_in_bytes", "9223372036854771712\n"),
+                (
+                    "memory/memory.stat",
+                    "cache 0\nrss 4096\nhierarchical_memory_limit 268435456\nhierarchical_memsw_limit 9223372036854771712\n",
+                ),
+            ],
+        );
+        let l = read_limits_at(&root, "4:memory:/kubepods/pod1/abc\n");
+        assert_eq!(l.memory_limit_bytes, Some(256 << 20));
+    }
+
+    #[test]
+    fn v1_a_parent_s_cpu_quota_binds_the_child() {
+        let root = tree(
+            "v1-cpu-nested",
+            &[
+                ("cpu,cpuacct/pod/cpu.cfs_quota_us", "100000\n"),
+                ("cpu,cpuacct/pod/cpu.cfs_period_us", "100000\n"),
+                ("cpu,cpuacct/pod/app/cpu.cfs_quota_us", "-1\n"),
+                ("cpu,cpuacct/pod/app/cpu.cfs_period_us", "100000\n"),
+                ("memory/pod/app/memory.limit_in_bytes", "8388608\n"),
+                ("memory/pod/memory.limit_in_bytes", "4194304\n"),
+                (
+                    "memory/pod/app/memory.stat",
+                    "hierarchical_memory_limit 4194304\n",
+                ),
+            ],
+        );
+        let l = read_limits_at(&root, "5:memory:/pod/app\n4:cpu,cpuacct:/pod/app\n");
+        assert_eq!(l.cpu_limit, Some(1.0));
+        assert_eq!(l.memory_limit_bytes, Some(4 << 20));
+    }
+
+    #[test]
+    fn hostile_cgroup_files_are_no_limit() {
+        for garbage in [
+            "",
+            "max",
+            "-1",
+            "0x100",
+            "1e9",
+            "inf",
+            "NaN",
+            "12 34",
+            "\u{0}",
+            "99999999999999999999999999",
+            "18446744073709551615",
+        ] {
+            assert_eq!(parse_memory_max(garbage), None, "{garbage:?}");
+        }
+        for garbage in [
+            "",
+            "max",
+            "inf 100000",
+            "NaN 100000",
+            "1e9 100000",
+            "100000 0",
+            "0 100000",
+            "-5 100000",
+            "100000 -1",
+            "100000 abc",
+            "99999999999999999999 100000",
+        ] {
+            assert_eq!(parse_cpu_max(garbage), None, "{garbage:?}");
+        }
+        // Huge but well-formed: a limit, finite.
+        assert!(parse_cpu_max("9223372036854775807 1").unwrap().is_finite());
+        assert_eq!(
+            parse_hierarchical_limit("hierarchical_memory_limit junk\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_path_outside_the_namespace_never_leaves_the_cgroup_mount() {
+        let root = tree("escape", &[("memory.max", "1048576\n")]);
+        // `0::/../../etc` must read root/memory.max, not root/../../etc.
+        let l = read_limits_at(&root, "0::/../../etc\n");
+        assert_eq!(l.memory_limit_bytes, Some(1 << 20));
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct RunArgs {
     pub status_listen: Option<String>,
     pub on_unhealthy: Option<String>,
     pub rlimit: Vec<String>,
+    pub runtime_limits: Vec<String>,
+    pub runtime_limits_memory: Option<String>,
     pub allow_new_privs: bool,
     pub keep_root: bool,
     pub command: Vec<OsString>,
@@ -142,6 +144,8 @@ const RUN_OPTIONS: &[Opt] = &[
     ("status-listen", None, "ADDR:PORT", Value, "serve GET /livez and /readyz over HTTP"),
     ("on-unhealthy", None, "log|exit", Value, "exit: stop the app and exit 1 [log]"),
     ("rlimit", None, "NAME=SOFT[:HARD]", Repeat, "resource limit (nofile, core, ...)"),
+    ("runtime-limits", None, "RUNTIMES", Repeat, "size go,node,workers|all to the limits"),
+    ("runtime-limits-memory", None, "PERCENT", Value, "memory share for Go/Node [90/75]"),
     ("allow-new-privs", None, "", Switch, "do not set no_new_privs for the app"),
     ("keep-root", None, "", Switch, "keep berth root beside a non-root app"),
 ];
@@ -446,6 +450,7 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
         "wait-timeout" => a.wait_timeout = one,
         "status-listen" => a.status_listen = one,
         "on-unhealthy" => a.on_unhealthy = one,
+        "runtime-limits-memory" => a.runtime_limits_memory = one,
         "allow-new-privs" => a.allow_new_privs = one.is_some(),
         "keep-root" => a.keep_root = one.is_some(),
         _ => {
@@ -460,6 +465,7 @@ fn set(a: &mut RunArgs, long: &str, mut v: Vec<String>) {
                 "log-field" => a.log_field = v,
                 "rlimit" => a.rlimit = v,
                 "wait-for" => a.wait_for = v,
+                "runtime-limits" => a.runtime_limits = v,
                 _ => {}
             }
         }
@@ -873,6 +879,30 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(a.command, vec![odd, "-x".into()]);
+    }
+
+    #[test]
+    fn runtime_limits_come_as_a_list_from_flags_or_the_variable() {
+        let a = run(
+            &[
+                "berth",
+                "--runtime-limits",
+                "go,node",
+                "--runtime-limits=workers",
+                "x",
+            ],
+            &[],
+        );
+        assert_eq!(a.runtime_limits, vec!["go,node", "workers"]);
+        let a = run(
+            &["berth", "x"],
+            &[
+                ("BERTH_RUNTIME_LIMITS", "go,node"),
+                ("BERTH_RUNTIME_LIMITS_MEMORY", "80"),
+            ],
+        );
+        assert_eq!(a.runtime_limits, vec!["go", "node"]);
+        assert_eq!(a.runtime_limits_memory.as_deref(), Some("80"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::health::target::{parse_target, Target};
 use crate::logs::json::KeyStyle;
 use crate::parse;
 use crate::persona::Init;
+use crate::prepare::runtime_limits::{self, RuntimeLimits};
 use crate::prepare::secrets::{self, EnvFromFile};
 use crate::prepare::template::{self, Template};
 use crate::signals::SignalMap;
@@ -101,6 +102,8 @@ pub struct Config {
     pub status_listen: Option<std::net::SocketAddr>,
     /// (resource, name, soft, hard)
     pub rlimits: Vec<parse::Rlimit>,
+    /// `--runtime-limits`: which runtimes to size (None: off).
+    pub runtime_limits: Option<RuntimeLimits>,
     pub no_new_privs: bool,
     pub keep_root: bool,
     /// How berth was started: an engine's init or an ENTRYPOINT.
@@ -162,6 +165,7 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
     let env_from_file =
         secrets::parse_options(&a.env_from_file).map_err(|e| bad("env-from-file", e))?;
     let templates = template::parse_options(&a.template).map_err(|e| bad("template", e))?;
+    let runtime_limits = runtime_limits_config(a)?;
 
     let identity = match &a.user {
         None => None,
@@ -221,10 +225,29 @@ pub fn build(a: &RunArgs, facts: &Facts) -> Result<Config, Error> {
         on_unhealthy_exit,
         status_listen,
         rlimits,
+        runtime_limits,
         no_new_privs: !a.allow_new_privs,
         keep_root: a.keep_root,
         init: facts.init,
     })
+}
+
+fn runtime_limits_config(a: &RunArgs) -> Result<Option<RuntimeLimits>, Error> {
+    if a.runtime_limits.is_empty() {
+        return match a.runtime_limits_memory {
+            Some(_) => Err(Error::config(
+                "--runtime-limits-memory needs --runtime-limits go,node,workers|all",
+            )),
+            None => Ok(None),
+        };
+    }
+    let mut r =
+        runtime_limits::parse_runtimes(&a.runtime_limits).map_err(|e| bad("runtime-limits", e))?;
+    if let Some(p) = &a.runtime_limits_memory {
+        let p = runtime_limits::parse_percent(p).map_err(|e| bad("runtime-limits-memory", e))?;
+        r.memory_percent = Some(p);
+    }
+    Ok(Some(r))
 }
 
 fn log_config(a: &RunArgs, facts: &Facts) -> Result<LogConfig, Error> {
@@ -554,6 +577,28 @@ mod tests {
                 "--env-from-file",
             ),
             (|a| a.template = vec!["/only-src".into()], "--template"),
+            (
+                |a| a.runtime_limits = vec!["foo".into()],
+                "--runtime-limits",
+            ),
+            (
+                |a| a.runtime_limits_memory = Some("50".into()),
+                "--runtime-limits-memory",
+            ),
+            (
+                |a| {
+                    a.runtime_limits = vec!["all".into()];
+                    a.runtime_limits_memory = Some("150".into());
+                },
+                "--runtime-limits-memory",
+            ),
+            (
+                |a| {
+                    a.runtime_limits = vec!["go".into()];
+                    a.runtime_limits_memory = Some("0".into());
+                },
+                "--runtime-limits-memory",
+            ),
         ];
         for (set, name) in cases {
             let mut a = args(&["x"]);

@@ -111,6 +111,10 @@ struct Launch {
     warnings: Vec<String>,
     /// What the prepare steps did, for the `start` event (never a value).
     prepared: prepare::Report,
+    /// The cgroup, when `--runtime-limits` needed its limits before spawn.
+    cgroup: Option<cgroup::Cgroup>,
+    /// What `--runtime-limits` set, for the start event.
+    runtime_limits: prepare::runtime_limits::Applied,
 }
 
 /// The exit code when `--wait-timeout` passes before every dependency has
@@ -266,7 +270,10 @@ impl Supervisor {
         }
         // The entrypoint script's jobs (prepare/): what the app's
         // environment and files hold when it starts.
-        let prepared = prepare::prepare(&cfg, env, None)?;
+        // --runtime-limits sizes the app from the cgroup's limits, so they
+        // are read before it starts; else after (start-up time is a figure).
+        let early_cgroup = cfg.runtime_limits.map(|_| cgroup::Cgroup::discover());
+        let prepared = prepare::prepare(&cfg, env, early_cgroup.as_ref().map(|c| &c.limits))?;
         // Only a --user target's HOME replaces berth's own: without one,
         // /etc/passwd is not read at all.
         let own_home = cfg.identity.as_ref().and_then(|_| passwd_home_of(uid));
@@ -351,6 +358,8 @@ impl Supervisor {
             app_gid,
             warnings,
             prepared: prepared.report,
+            cgroup: early_cgroup,
+            runtime_limits: prepared.runtime_limits,
         };
         Ok((s, launch))
     }
@@ -450,6 +459,8 @@ impl Supervisor {
             app_gid,
             mut warnings,
             prepared,
+            cgroup,
+            runtime_limits,
         } = launch;
         self.started = Instant::now();
         let app = sys::spawn(&req).map_err(|f| spawn::failure_to_error(f, &self.cfg.command[0]))?;
@@ -463,7 +474,7 @@ impl Supervisor {
         // berth's own set-up that the app need not wait for, done while it
         // runs (start-up time is a figure, docs/benchmarks.md). Failures
         // here cost a feature, never the app: `berth status` is best effort.
-        let cgroup = cgroup::Cgroup::discover();
+        let cgroup = cgroup.unwrap_or_else(cgroup::Cgroup::discover);
         self.serve_status();
         // From here on berth is the app's init: its own failures are
         // warnings, never an exit (a PID 1 that leaves takes the container
@@ -495,6 +506,7 @@ impl Supervisor {
                 memory_limit_bytes: limits.memory_limit_bytes,
                 cpu_limit: limits.cpu_limit,
                 init: self.cfg.init.name(),
+                runtime_limits: self.cfg.runtime_limits.map(|_| &runtime_limits),
                 waited_for: self.cfg.wait.as_ref().map_or(&[], |w| &w.targets),
                 prepared: &prepared,
             },
@@ -507,7 +519,11 @@ impl Supervisor {
             );
         }
         if limits.memory_limit_bytes.is_none() {
-            warnings.push("no memory limit is set for this container (docker run --memory, or resources.limits.memory)".into());
+            let note = match runtime_limits.need_memory_limit {
+                "" => String::new(),
+                unset => format!(": --runtime-limits left {unset} unset"),
+            };
+            warnings.push(format!("no memory limit is set for this container (docker run --memory, or resources.limits.memory){note}"));
         }
         for w in &warnings {
             self.events.warn(&mut self.out, w);

@@ -58,6 +58,20 @@ pub fn getpid() -> Pid {
     nix::unistd::getpid()
 }
 
+/// `sched_getaffinity(0)`: how many CPUs berth (and so the app) may run
+/// on, as the Go runtime counts them; None when the kernel will not say
+/// (over 1024 CPUs: a larger set would be needed).
+pub fn cpus_allowed() -> Option<u64> {
+    // SAFETY: cpu_set_t is a plain bitmask; all-zero is a valid value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most size_of::<cpu_set_t>() bytes into
+    // `set`, which lives for the call.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    // SAFETY: CPU_COUNT only reads the bitmask filled above.
+    (rc == 0).then(|| unsafe { libc::CPU_COUNT(&set) } as u64)
+}
+
 /// `prctl(PR_SET_CHILD_SUBREAPER, 1)`.
 pub fn set_child_subreaper() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)

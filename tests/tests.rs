@@ -19,6 +19,7 @@ mod logs;
 mod reap;
 mod rolling;
 mod run;
+mod runtimes;
 mod secrets;
 mod security;
 mod shutdown;

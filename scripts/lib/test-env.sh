@@ -65,6 +65,12 @@ test_env_install() {
   if ! need envsubst || ! need nginx; then
     apt_install_no_start gettext-base nginx
   fi
+  # --runtime-limits is tested against the runtimes themselves (issue 25):
+  # Debian's Go (a static test program built offline with the standard
+  # library only), Node.js and gunicorn, each asked for its own figure.
+  if ! need go || ! need node || ! need gunicorn; then
+    apt_install golang-go nodejs gunicorn
+  fi
   pip_need kubernetes_validate kubernetes-validate
   # The grpc:// probe is tested against grpcio's health servicer.
   pip_need 'grpc, grpc_health.v1.health' grpcio grpcio-health-checking
@@ -95,8 +101,8 @@ test_env_engines() {
   if ! need docker || ! need docker-compose || ! docker_up; then
     local why
     why=$(docker info 2>&1 | tail -n 1 || echo "docker client missing")
-    echo "SKIPPED: no Docker engine ($why): the Docker tests (tests/docker.rs, tests/rolling.rs) did not run" >&2
-    test_skips+=(--skip docker:: --skip rolling::)
+    echo "SKIPPED: no Docker engine ($why): the Docker tests (tests/docker.rs, tests/rolling.rs, runtimes::docker_*) did not run" >&2
+    test_skips+=(--skip docker:: --skip rolling:: --skip runtimes::docker_)
   fi
   # A private dockerd whose --init-path is the binary under test, in its
   # own network namespace (scripts/private-dockerd says why); the machine's

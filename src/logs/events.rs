@@ -9,6 +9,7 @@ use crate::config::LogMode;
 use crate::logs::json::{Encoder, Timestamp};
 use crate::logs::out::{Out, EVENT_LIMIT};
 use crate::parse::signal_name_string;
+use crate::prepare::runtime_limits::Applied;
 use crate::prepare::Report;
 use crate::sys;
 
@@ -26,6 +27,8 @@ pub struct StartInfo<'a> {
     pub waited_for: &'a [(String, crate::health::target::Target)],
     /// What the prepare steps did: names and paths, never a value.
     pub prepared: &'a Report,
+    /// `--runtime-limits` (None: not asked for).
+    pub runtime_limits: Option<&'a Applied>,
 }
 
 pub struct ExitInfo<'a> {
@@ -124,9 +127,23 @@ impl Events {
                 } else {
                     b.str_array("templates", &dsts)
                 };
-                match s.cpu_limit {
+                let b = match s.cpu_limit {
                     Some(c) => b.f64_fixed("cpu_limit", c, 3),
                     None => b.null("cpu_limit"),
+                };
+                match s.runtime_limits {
+                    // What was set, and from which of the two fields above.
+                    Some(r) => {
+                        let set: Vec<[(&str, &str); 3]> = r
+                            .set
+                            .iter()
+                            .map(|s| [("name", s.name), ("value", &s.value), ("from", s.from)])
+                            .collect();
+                        let kept: Vec<&[u8]> = r.kept.iter().map(|k| k.as_bytes()).collect();
+                        b.str_objects("runtime_limits", &set)
+                            .str_array("runtime_limits_kept", &kept)
+                    }
+                    None => b,
                 }
                 .finish();
             }

@@ -828,6 +828,27 @@ impl<'a> EventBuilder<'a> {
         self.out.push(b']');
         self
     }
+    /// An array of flat objects of strings: `[{"k":"v",...},...]`.
+    pub fn str_objects<const N: usize>(mut self, key: &str, rows: &[[(&str, &str); N]]) -> Self {
+        self.key(key);
+        self.out.push(b'[');
+        for (i, row) in rows.iter().enumerate() {
+            self.out.extend_from_slice(if i > 0 { b",{" } else { b"{" });
+            for (j, (k, v)) in row.iter().enumerate() {
+                if j > 0 {
+                    self.out.push(b',');
+                }
+                self.out.push(b'"');
+                escape_into(self.out, k.as_bytes());
+                self.out.extend_from_slice(b"\":\"");
+                escape_into(self.out, v.as_bytes());
+                self.out.push(b'"');
+            }
+            self.out.push(b'}');
+        }
+        self.out.push(b']');
+        self
+    }
     pub fn finish(self) {
         self.out.extend_from_slice(b"}\n");
     }

@@ -14,6 +14,7 @@
 //! failure is berth's 125 with one line naming what was wrong; the app is
 //! never started half-prepared.
 
+pub mod runtime_limits;
 pub mod secrets;
 pub mod template;
 
@@ -34,6 +35,8 @@ pub struct Prepared {
     /// (`BERTH_*` removed, HOME, LISTEN_*). It holds the secrets.
     pub env: Vec<(OsString, OsString)>,
     pub report: Report,
+    /// Step 2: what `--runtime-limits` set, kept, or could not size.
+    pub runtime_limits: runtime_limits::Applied,
 }
 
 /// What the prepare steps did, listed in the `start` event: names and
@@ -64,7 +67,7 @@ impl fmt::Debug for Prepared {
 pub fn prepare(
     cfg: &Config,
     env: &[(OsString, OsString)],
-    _limits: Option<&Limits>,
+    limits: Option<&Limits>,
 ) -> Result<Prepared, Error> {
     let mut p = Prepared {
         env: env.to_vec(),
@@ -72,7 +75,10 @@ pub fn prepare(
     };
     // 1. Secrets, read while berth is still root.
     p.report.env_from_files = secrets::apply(&cfg.env_from_file, &mut p.env)?;
-    // 2. --runtime-limits (runtime_limits.rs) goes here.
+    // 2. Runtime limits, from the cgroup limits the caller read.
+    if let (Some(r), Some(l)) = (&cfg.runtime_limits, limits) {
+        p.runtime_limits = runtime_limits::apply(r, l, crate::sys::cpus_allowed(), &mut p.env);
+    }
     // 3. Templates, from the environment as steps 1 and 2 left it.
     p.report.templates_written = template::render_all(&cfg.templates, &p.env, app_owner(cfg))?;
     Ok(p)
@@ -132,6 +138,7 @@ mod tests {
                 env_from_files: vec!["DB_PASSWORD".into()],
                 templates_written: vec![],
             },
+            ..Prepared::default()
         };
         let d = format!("{p:?}");
         assert!(d.contains("DB_PASSWORD") && !d.contains("hunter2"), "{d}");
