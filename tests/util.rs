@@ -214,6 +214,20 @@ pub trait SpawnGuarded {
 
 impl SpawnGuarded for Command {
     fn spawn_guarded(&mut self) -> std::io::Result<Guarded> {
+        use std::os::unix::process::CommandExt;
+        // Drop does not run when the test binary itself is killed (a
+        // SIGTERM from CI's timeout, a SIGKILL): the kernel then kills the
+        // child when the test's thread dies, and `unshare --kill-child`
+        // takes berth, and with it the namespace, along.
+        // SAFETY: prctl with integers only, async-signal-safe.
+        unsafe {
+            self.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         self.spawn().map(Guarded)
     }
 }
