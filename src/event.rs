@@ -18,7 +18,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::SigSet;
 use nix::unistd::Pid;
 
-use crate::config::{Config, LogMode};
+use crate::config::{Config, LogConfig, LogMode};
 use crate::error::{app_exit_code, AppEnd, Error};
 use crate::health::monitor::{Monitor, Verdict};
 use crate::health::wait::{Dependency, News, Waiter};
@@ -128,9 +128,10 @@ pub fn run(cfg: Config, env: Vec<(OsString, OsString)>, mask: SigSet) -> u8 {
     // 1. prepare: everything that can fail before anything is started
     //    (options turned into an exec, secrets, limits, templates, the loop's
     //    own resources); an error here is berth's 125/126/127.
+    let log = cfg.log.clone();
     let (mut s, launch) = match Supervisor::prepare(cfg, &env, mask) {
         Ok(both) => both,
-        Err(e) => return fail(&e),
+        Err(e) => return fail_before_start(&log, &e),
     };
     // 2. wait: `--wait-for` dependencies, inside the one loop.
     if let Some(code) = s.wait_for_dependencies() {
@@ -138,7 +139,7 @@ pub fn run(cfg: Config, env: Vec<(OsString, OsString)>, mask: SigSet) -> u8 {
     }
     // 3. spawn: the app starts.
     if let Err(e) = s.spawn(launch) {
-        return fail(&e);
+        return s.fail_to_spawn(&e);
     }
     // 4. supervise, and 5. stop (Supervisor::finish) once everyone is gone.
     let code = s.supervise();
@@ -147,7 +148,26 @@ pub fn run(cfg: Config, env: Vec<(OsString, OsString)>, mask: SigSet) -> u8 {
     std::process::exit(i32::from(code))
 }
 
-fn fail(e: &Error) -> u8 {
+/// berth's own failure before the app ran (SPEC "Before the app
+/// starts"): one line on stderr, and in json mode a `warn` event on stdout
+/// too, so a log pipeline that reads only stdout learns why the container
+/// never started.
+fn fail_before_start(log: &LogConfig, e: &Error) -> u8 {
+    if log.mode == LogMode::Json {
+        let enc = Encoder::new(
+            &log.service,
+            &log.fields,
+            log.max_line_bytes,
+            log.keys,
+            log.stream_level,
+        );
+        if let Ok(enc) = enc {
+            let mut out = Out::new(1);
+            Events::new(LogMode::Json, enc).warn(&mut out, e.message());
+            out.flush_all();
+            out.restore();
+        }
+    }
     eprintln!("{e}");
     e.exit_code()
 }
@@ -529,6 +549,18 @@ impl Supervisor {
             self.events.warn(&mut self.out, w);
         }
         Ok(())
+    }
+
+    /// The app's exec failed (126/127/125): as `fail_before_start`, through
+    /// berth's own stdout, which may hold `wait` events still.
+    fn fail_to_spawn(&mut self, e: &Error) -> u8 {
+        if self.cfg.log.mode == LogMode::Json {
+            self.events.warn(&mut self.out, e.message());
+        }
+        self.out.flush_all();
+        self.out.restore();
+        eprintln!("{e}");
+        e.exit_code()
     }
 
     /// `berth status`'s socket, bound once (best effort: see `spawn`).

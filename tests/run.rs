@@ -253,3 +253,35 @@ fn socket_activation_hands_a_listening_socket_to_the_app() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// SPEC "Before the app starts": a failure is one line on stderr and, in
+/// json mode, an event on stdout too (a log pipeline that reads stdout
+/// alone learns why the container never started); the app never runs.
+#[test]
+fn a_failure_before_the_app_starts_is_one_stderr_line_and_a_json_event() {
+    for (args, code, needle) in [
+        (
+            vec!["--template", "/nonexistent/a.template:/tmp/a.conf"],
+            125,
+            "--template /nonexistent/a.template:/tmp/a.conf",
+        ),
+        (vec![], 127, "command \"/nonexistent/app\" not found"),
+    ] {
+        let d = Berth::new()
+            .arg("--log-format=json")
+            .args(args)
+            .cmd("/nonexistent/app", &[])
+            .run();
+        assert_eq!(d.code, code, "{d:?}");
+        assert_eq!(d.stderr.len(), 1, "{d:?}");
+        assert!(
+            d.stderr[0].starts_with("berth: ") && d.stderr[0].contains(needle),
+            "{d:?}"
+        );
+        let events = d.json();
+        assert_eq!(events.len(), 1, "{d:?}");
+        assert_eq!(events[0]["stream"], "berth");
+        assert_eq!(events[0]["event"], "warn");
+        assert!(events[0]["msg"].as_str().unwrap().contains(needle), "{d:?}");
+    }
+}
