@@ -769,7 +769,10 @@ fn persona_status_finds_a_berth_named_docker_init_beside_pid_1() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let line = String::from_utf8_lossy(&o.stdout);
-    let v: Value = serde_json::from_str(line.lines().last().unwrap_or("")).unwrap();
+    // The app shares this stdout (the persona logs plain): its own lines
+    // may come after the status reply.
+    let reply = line.lines().rfind(|l| l.starts_with('{')).unwrap_or("");
+    let v: Value = serde_json::from_str(reply).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(v["init"], "docker", "{line}");
     assert_ne!(v["pid"], 1, "{line}");
 }
