@@ -122,13 +122,14 @@ fuzz_target!(|input: &[u8]| {
     let snap = Snapshot {
         pid: 1,
         init: "entrypoint",
-        app_pid: 7,
+        app_pid: Some(7),
         app_uid: 0,
         uptime_s: 1.0,
         health: "healthy",
         passed_once: true,
         draining: false,
         running: true,
+        waiting: false,
     };
     let mut slots = vec![httparse::EMPTY_HEADER; head.len() + 1];
     let complete = matches!(
