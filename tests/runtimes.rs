@@ -538,13 +538,18 @@ fn node_options_are_appended_to_unless_they_size_the_heap() {
 
 /// How many workers gunicorn says it runs (its master's debug line "N
 /// workers", logged once every worker it wants is spawned), under berth
-/// in `limited`; berth is stopped with SIGTERM after.
+/// in `limited`; berth is stopped with SIGTERM after, sent to the master
+/// alone (`--no-group`): a TERM to the whole group reaches the workers
+/// first, and the master, which handles its own TERM only in its loop,
+/// boots a replacement for each one that died before it stops them all
+/// (seen in CI: 4 boots for 3 workers), which would blur the boot count.
 pub(crate) fn gunicorn_workers(limited: &Limited, args: &[&str]) -> (u64, Done) {
     let port = free_port().to_string();
     let bind = format!("127.0.0.1:{port}");
     let running = Berth::new()
         .setup(&limited.enter())
         .arg("--log-format=json")
+        .arg("--no-group")
         .args(args.iter().copied())
         .cmd(
             "gunicorn",

@@ -641,6 +641,24 @@ pub fn fds_of(pid: i32) -> Vec<(i32, String, String)> {
     out
 }
 
+/// `fds_of(pid)` once the process has finished starting: the first listing
+/// whose fd numbers are `want`, else, after 10 s, the last one. A process
+/// just past execve still runs its dynamic loader and libc start-up, which
+/// open ld.so.cache, libc.so.6 and locale files at the lowest free fd and
+/// close them again: the fd 4 issue 22 saw in `sleep` under qemu-aarch64
+/// (tests/exec_fd_race.py, run beside two busy loops, caught one in about 10%
+/// of 2,000 fresh `sleep`s). An fd leaked to the app stays and still fails.
+pub fn fds_once_started(pid: i32, want: &[i32]) -> Vec<(i32, String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let fds = fds_of(pid);
+        if fds.iter().map(|f| f.0).eq(want.iter().copied()) || Instant::now() > deadline {
+            return fds;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Process state letter (R, S, Z, …) of a host pid.
 pub fn state_of(pid: i32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
