@@ -328,7 +328,7 @@ pub fn self_test(json: bool, n: u64) -> Res<std::time::Duration> {
 
 /// The read buffer: far more than a pipe holds (64 KiB by default), so one
 /// `read` takes all there is.
-const READ_BYTES: usize = 1 << 20;
+pub const READ_BYTES: usize = 1 << 20;
 
 /// Reads `pipe` to EOF through `c`; `n` app lines must arrive.
 pub fn drain(mut pipe: impl Read, c: &mut Checker, n: u64) -> Res<u64> {

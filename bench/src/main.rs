@@ -15,6 +15,7 @@
 mod check;
 mod clock;
 mod cpu;
+mod placement;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -719,76 +720,118 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
             .filter(|i| i.name != "berth" && i.name != "tini")
             .map(V::Under),
     );
-    for round in 0..rounds {
-        for v in rotated(&variants, round) {
-            // Every run starts from an idle driver. The rotation keeps each
-            // variant's neighbours, and berth json always came right after
-            // the JSON reader's self-test, a driver busy for tens of ms:
-            // it read 0.51-0.69x the limit that way, 0.85x with this pause
-            // (issue 26; the scheduler's load tracking decays in ~100 ms).
-            std::thread::sleep(SETTLE);
-            let t0 = Instant::now();
-            let (name, secs) = match v {
-                V::Reader(json) => {
-                    let spent =
-                        check::self_test(json, n).map_err(|e| format!("reader self-test: {e}"))?;
-                    let name = if json { "reader-json" } else { "reader" };
-                    (name, spent)
-                }
-                V::Cat => {
-                    let mut producer = Command::new(&spew[0])
-                        .args(&spew[1..])
-                        .stdout(Stdio::piped())
-                        .spawn()
-                        .map_err(|e| e.to_string())?;
-                    let pout = producer.stdout.take().ok_or("no pipe")?;
-                    let mut cat = Command::new("cat")
-                        .stdin(pout)
-                        .stdout(Stdio::piped())
-                        .spawn()
-                        .map_err(|e| e.to_string())?;
-                    let cout = cat.stdout.take().ok_or("no pipe")?;
-                    check::drain(cout, &mut check::Checker::new(false, 100), n)
-                        .map_err(|e| format!("cat: {e}"))?;
-                    wait_bounded(&mut producer, Duration::from_secs(60))?;
-                    wait_bounded(&mut cat, Duration::from_secs(60))?;
-                    ("cat", t0.elapsed())
-                }
-                V::Alone | V::Limit | V::Under(_) => {
-                    let (name, argv, mut checker) = match v {
-                        V::Under(i) => (
-                            i.name,
-                            i.argv(&[], &spew),
-                            check::Checker::new(i.berth_mode == Some("json"), 100),
-                        ),
-                        V::Limit => (
-                            "limit",
-                            limit.clone(),
-                            check::Checker::with_prefix(check::LIMIT_HEAD.as_bytes(), 100),
-                        ),
-                        _ => ("none", spew.clone(), check::Checker::new(false, 100)),
-                    };
-                    let mut c = Command::new(&argv[0])
-                        .args(&argv[1..])
-                        .env("TINI_SUBREAPER", "1")
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .map_err(|e| format!("{}: {e}", argv[0]))?;
-                    let out = c.stdout.take().ok_or("no pipe")?;
-                    check::drain(out, &mut checker, n).map_err(|e| format!("{name}: {e}"))?;
-                    let st = wait_bounded(&mut c, Duration::from_secs(60))?;
-                    if !st.success() {
-                        return Err(format!("{name}: exit {st}"));
-                    }
-                    (name, t0.elapsed())
-                }
-            };
-            let secs = secs.as_secs_f64();
-            r.add("log_mb_per_s", "MB/s", name, (n * 100) as f64 / secs / 1e6);
-            r.add("log_lines_lost", "lines", name, 0.0);
+    // Every row on one fixed placement (placement.rs): its pipeline on one
+    // CPU, the driver's polling reader on another.
+    let placed = placement::Placement::pick();
+    let driver_cpus = placement::allowed_cpus();
+    match placed {
+        Some(p) => {
+            placement::pin_self(p.reader).map_err(|e| format!("pin the reader: {e}"))?;
+            r.extra.insert(
+                "log_placement".into(),
+                format!(
+                    "pipeline on CPU {}, the driver's polling reader on CPU {}",
+                    p.pipeline, p.reader
+                ),
+            );
+        }
+        None => {
+            eprintln!("berth-bench: WARNING: one CPU: the log figure runs unplaced, its samples a lottery");
+            r.extra
+                .insert("log_placement".into(), "none (one CPU)".into());
         }
     }
+    let pipeline = |c: &mut Command| {
+        if let Some(p) = placed {
+            p.pipeline_of(c);
+        }
+    };
+    let drain = |pipe: std::process::ChildStdout, c: &mut check::Checker| match placed {
+        Some(_) => placement::drain_polling(pipe, c, n),
+        None => check::drain(pipe, c, n),
+    };
+    let mut timed_rounds = || -> Res<()> {
+        for round in 0..rounds {
+            for v in rotated(&variants, round) {
+                // Every run starts from an idle driver. The rotation keeps each
+                // variant's neighbours, and berth json always came right after
+                // the JSON reader's self-test, a driver busy for tens of ms:
+                // it read 0.51-0.69x the limit that way, 0.85x with this pause
+                // (issue 26; the scheduler's load tracking decays in ~100 ms).
+                std::thread::sleep(SETTLE);
+                let t0 = Instant::now();
+                let (name, secs) = match v {
+                    V::Reader(json) => {
+                        let spent = check::self_test(json, n)
+                            .map_err(|e| format!("reader self-test: {e}"))?;
+                        let name = if json { "reader-json" } else { "reader" };
+                        (name, spent)
+                    }
+                    V::Cat => {
+                        let mut producer = Command::new(&spew[0]);
+                        pipeline(&mut producer);
+                        let mut producer = producer
+                            .args(&spew[1..])
+                            .stdout(Stdio::piped())
+                            .spawn()
+                            .map_err(|e| e.to_string())?;
+                        let pout = producer.stdout.take().ok_or("no pipe")?;
+                        let mut cat = Command::new("cat");
+                        pipeline(&mut cat);
+                        let mut cat = cat
+                            .stdin(pout)
+                            .stdout(Stdio::piped())
+                            .spawn()
+                            .map_err(|e| e.to_string())?;
+                        let cout = cat.stdout.take().ok_or("no pipe")?;
+                        drain(cout, &mut check::Checker::new(false, 100))
+                            .map_err(|e| format!("cat: {e}"))?;
+                        wait_bounded(&mut producer, Duration::from_secs(60))?;
+                        wait_bounded(&mut cat, Duration::from_secs(60))?;
+                        ("cat", t0.elapsed())
+                    }
+                    V::Alone | V::Limit | V::Under(_) => {
+                        let (name, argv, mut checker) = match v {
+                            V::Under(i) => (
+                                i.name,
+                                i.argv(&[], &spew),
+                                check::Checker::new(i.berth_mode == Some("json"), 100),
+                            ),
+                            V::Limit => (
+                                "limit",
+                                limit.clone(),
+                                check::Checker::with_prefix(check::LIMIT_HEAD.as_bytes(), 100),
+                            ),
+                            _ => ("none", spew.clone(), check::Checker::new(false, 100)),
+                        };
+                        let mut c = Command::new(&argv[0]);
+                        pipeline(&mut c);
+                        let mut c = c
+                            .args(&argv[1..])
+                            .env("TINI_SUBREAPER", "1")
+                            .stdout(Stdio::piped())
+                            .stderr(Stdio::null())
+                            .spawn()
+                            .map_err(|e| format!("{}: {e}", argv[0]))?;
+                        let out = c.stdout.take().ok_or("no pipe")?;
+                        drain(out, &mut checker).map_err(|e| format!("{name}: {e}"))?;
+                        let st = wait_bounded(&mut c, Duration::from_secs(60))?;
+                        if !st.success() {
+                            return Err(format!("{name}: exit {st}"));
+                        }
+                        (name, t0.elapsed())
+                    }
+                };
+                let secs = secs.as_secs_f64();
+                r.add("log_mb_per_s", "MB/s", name, (n * 100) as f64 / secs / 1e6);
+                r.add("log_lines_lost", "lines", name, 0.0);
+            }
+        }
+        Ok(())
+    };
+    let result = timed_rounds();
+    placement::pin_self_to(&driver_cpus);
+    result?;
     r.extra.insert("log_lines".into(), n.to_string());
     // The figure is berth's only while the producer outruns every pipeline
     // by far (issue 26): say so on every run, loudly when it does not.
