@@ -866,7 +866,7 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
         producer / cat,
         alone / cat
     );
-    if !(producer >= 2.0 * cat) {
+    if producer.is_nan() || cat.is_nan() || producer < 2.0 * cat {
         eprintln!(
             "berth-bench: WARNING: the producer is under 2× cat: the log figures are its pace, not the pipelines'"
         );
@@ -1256,7 +1256,10 @@ struct LogRow {
 fn log_rows(r: &Report) -> Vec<LogRow> {
     const ROWS: [(&str, &str); 10] = [
         ("producer", "the producer alone (`spew` into /dev/null)"),
-        ("none", "the app alone (`spew` into the driver's pipe, no init)"),
+        (
+            "none",
+            "the app alone (`spew` into the driver's pipe, no init)",
+        ),
         ("cat", "`spew \\| cat`"),
         (
             "limit",
