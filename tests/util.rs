@@ -18,7 +18,7 @@ static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 
 pub const LONG: Duration = Duration::from_secs(20);
 
-/// The berth under test: `BERTH_BIN` (the static release binary the test
+/// The berth under test: `TEST_BERTH_BIN` (the static release binary the test
 /// script builds), else cargo's build of this package.
 pub fn berth_bin() -> PathBuf {
     match std::env::var_os("TEST_BERTH_BIN") {
