@@ -7,10 +7,11 @@
 //! therefore fixes the placement, the same for every row: the pipeline (the
 //! app and the init or copier in front of it, every process it forks) on
 //! one CPU, and the driver's reader alone on another, where it never sleeps:
-//! it polls its non-blocking pipe, so no write ever has a sleeper to wake
-//! across CPUs. What a row then measures is what its pipeline costs on the
-//! one CPU it has, with a log reader that is never the bottleneck, which is
-//! the question the figure asks.
+//! it polls its non-blocking pipe, so no write has a sleeping reader to
+//! wake across CPUs (a writer that fills the driver's pipe still waits for
+//! the reader's drain: that pipe is every row's ceiling). What a row then
+//! measures is what its pipeline costs on the one CPU it has, which is the
+//! question the figure asks.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
