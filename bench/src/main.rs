@@ -752,6 +752,15 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
         Some(_) => placement::drain_polling(pipe, c, n),
         None => check::drain(pipe, c, n),
     };
+    // The app alone, placed as every row's processes are.
+    let spew_into = |out: Stdio| -> Res<std::process::Child> {
+        let mut c = Command::new(&spew[0]);
+        pipeline(&mut c);
+        c.args(&spew[1..])
+            .stdout(out)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", spew[0]))
+    };
     let mut timed_rounds = || -> Res<()> {
         for round in 0..rounds {
             for v in rotated(&variants, round) {
@@ -771,13 +780,7 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
                     }
                     V::Producer => {
                         // The producer's own pace: no pipe, no reader.
-                        let mut producer = Command::new(&spew[0]);
-                        pipeline(&mut producer);
-                        let mut producer = producer
-                            .args(&spew[1..])
-                            .stdout(Stdio::null())
-                            .spawn()
-                            .map_err(|e| e.to_string())?;
+                        let mut producer = spew_into(Stdio::null())?;
                         let st = wait_bounded(&mut producer, Duration::from_secs(60))?;
                         if !st.success() {
                             return Err(format!("producer: exit {st}"));
@@ -785,13 +788,7 @@ fn throughput(o: &Opts, all: &[Init], r: &mut Report) -> Res<()> {
                         ("producer", t0.elapsed())
                     }
                     V::Cat => {
-                        let mut producer = Command::new(&spew[0]);
-                        pipeline(&mut producer);
-                        let mut producer = producer
-                            .args(&spew[1..])
-                            .stdout(Stdio::piped())
-                            .spawn()
-                            .map_err(|e| e.to_string())?;
+                        let mut producer = spew_into(Stdio::piped())?;
                         let pout = producer.stdout.take().ok_or("no pipe")?;
                         let mut cat = Command::new("cat");
                         pipeline(&mut cat);
